@@ -1,0 +1,105 @@
+"""Presets (plain YAML files) + an optional config file + ``--set key=value`` overrides.
+
+Every key a run may use is in the task's ``quick.yaml`` preset; a file or ``--set`` may only change existing keys,
+and only to a value of the same type, so a typo fails before any work starts.
+"""
+import copy
+import os
+from pathlib import Path
+
+import yaml
+
+from lstm_apps.errors import ConfigError
+
+
+def load_yaml(path):
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    return data
+
+
+def _same_type(old, new):
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, float) and isinstance(new, int):
+        return True
+    if old is None or new is None:
+        return True
+    return isinstance(new, type(old))
+
+
+def merge(base, override, source, prefix=""):
+    """Return ``base`` updated with ``override``; unknown keys or type changes raise ConfigError naming ``source``."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        dotted = f"{prefix}{key}"
+        if key not in out:
+            known = ", ".join(sorted(f"{prefix}{k}" for k in out))
+            raise ConfigError(f"{source}: unknown key '{dotted}' (known keys: {known})")
+        if isinstance(out[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: key '{dotted}' expects a mapping, got {value!r}")
+            out[key] = merge(out[key], value, source, prefix=f"{dotted}.")
+        else:
+            if not _same_type(out[key], value):
+                raise ConfigError(
+                    f"{source}: key '{dotted}' expects a {type(out[key]).__name__}, got {value!r}")
+            out[key] = float(value) if isinstance(out[key], float) and isinstance(value, int) else value
+    return out
+
+
+def parse_set(items):
+    """Turn ``["train.epochs=3", "model.units=64"]`` into a nested dict; values are parsed as YAML scalars."""
+    nested = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.epochs=3")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def build_config(presets_dir, preset="quick", config_file=None, overrides=None):
+    """The configuration of a run: defaults (quick.yaml) <- preset <- config file <- --set overrides."""
+    presets_dir = Path(presets_dir)
+    defaults = load_yaml(presets_dir / "quick.yaml")
+    preset_file = presets_dir / f"{preset}.yaml"
+    if not preset_file.exists():
+        names = sorted(p.stem for p in presets_dir.glob("*.yaml"))
+        raise ConfigError(f"--preset {preset}: no such preset (available: {', '.join(names)})")
+    cfg = merge(defaults, load_yaml(preset_file), str(preset_file))
+    if config_file:
+        cfg = merge(cfg, load_yaml(config_file), str(config_file))
+    if overrides:
+        cfg = merge(cfg, parse_set(overrides), "--set")
+    return cfg
+
+
+def dump(cfg):
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
+
+
+def write_atomic(path, text):
+    """Write a text file so that a reader never sees half of it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Readers and tf.data building blocks shared by the tasks (audio now; text and video with their tasks)."""

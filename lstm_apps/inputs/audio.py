@@ -1,0 +1,154 @@
+"""Audio input: in-graph WAV decoding, resampling and length fitting (shared by tf.data and the served model),
+file checks that name the bad file, and waveform augmentation (time shift, noise mixing) for tf.data.
+
+WAV is decoded in the graph (`tf.audio.decode_wav`), so a served model can take WAV bytes. FLAC, OGG and other
+formats are read with soundfile (libsndfile) in Python. The optional tensorflow-io backend
+(`lstm_apps.inputs.audio_tfio`) decodes those formats in the graph too, on TensorFlow <= 2.17.
+"""
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import tensorflow as tf
+
+from lstm_apps.errors import DataError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def decode_wav(contents):
+    """WAV bytes -> (mono float32 samples in [-1, 1], sample rate); in the graph, first channel of multi-channel."""
+    audio, rate = tf.audio.decode_wav(contents)
+    return audio[:, 0], rate
+
+
+def resample(waveform, rate_in, rate_out):
+    """Band-limited (FFT) resampling of a 1-D waveform, all in TF ops; identity when the rates match.
+
+    Same method as scipy.signal.resample: keep (or zero-pad) the spectrum up to the new Nyquist frequency.
+    """
+    rate_in = tf.cast(rate_in, tf.int64)
+    rate_out = tf.cast(rate_out, tf.int64)
+
+    def _resample():
+        length_in = tf.shape(waveform, out_type=tf.int64)[0]
+        length_out = tf.maximum((length_in * rate_out + rate_in // 2) // rate_in, 1)
+        spectrum = tf.signal.rfft(waveform)
+        bins_out = length_out // 2 + 1
+        bins_in = tf.shape(spectrum, out_type=tf.int64)[0]
+        keep = tf.minimum(bins_in, bins_out)
+        spectrum = tf.pad(spectrum[:keep], [[0, bins_out - keep]])
+        scale = tf.cast(length_out, tf.float32) / tf.cast(length_in, tf.float32)
+        return tf.signal.irfft(spectrum, fft_length=tf.cast([length_out], tf.int32)) * scale
+
+    return tf.cond(tf.equal(rate_in, rate_out), lambda: waveform, _resample)
+
+
+def fit_length(waveform, num_samples):
+    """Zero-pad at the end or crop the centre to exactly `num_samples` (the model's fixed input length)."""
+    length = tf.shape(waveform)[0]
+    start = tf.maximum(length - num_samples, 0) // 2
+    cropped = waveform[start : start + num_samples]
+    padded = tf.pad(cropped, [[0, num_samples - tf.shape(cropped)[0]]])
+    return tf.ensure_shape(padded, [num_samples])
+
+
+def wav_bytes_to_input(contents, sample_rate, num_samples):
+    """WAV file bytes -> the model's input waveform (decode, resample, pad/crop); used by tf.data and serving."""
+    waveform, rate = decode_wav(contents)
+    return fit_length(resample(waveform, rate, sample_rate), num_samples)
+
+
+def check_audio_file(path, sample_rate=None, allow_resample=False):
+    """Validate a file before training touches it: readable, mono, the expected rate, not truncated.
+
+    Raises DataError naming the file and what was expected; returns the number of frames.
+    """
+    path = Path(path)
+    try:
+        info = soundfile.info(str(path))
+    except Exception as error:  # libsndfile says why in its own words
+        raise DataError(f"{path}: not a readable audio file ({str(error).split(': ')[-1].strip()}); "
+                        f"expected {'/'.join(s[1:].upper() for s in AUDIO_SUFFIXES)}") from None
+    if info.channels != 1:
+        raise DataError(f"{path}: {info.channels} channels, expected mono audio")
+    if sample_rate and info.samplerate != sample_rate and not allow_resample:
+        raise DataError(f"{path}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz "
+                        f"(or set data.resample=true to resample)")
+    if info.frames <= 0:
+        raise DataError(f"{path}: no audio samples, expected at least one")
+    if path.suffix.lower() == ".wav":
+        _check_wav_data_size(path, info)
+    return info.frames
+
+
+def _check_wav_data_size(path, info):
+    """A truncated WAV still opens in libsndfile, but tf.audio.decode_wav fails on it: compare sizes first."""
+    try:
+        tf.audio.decode_wav(tf.io.read_file(str(path)))
+    except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as error:
+        message = str(error).strip().splitlines()[0]
+        raise DataError(f"{path}: truncated or malformed WAV ({message}); expected 16-bit PCM WAV") from None
+
+
+def read_audio(path, sample_rate, allow_resample=True):
+    """Any supported file -> float32 mono waveform at `sample_rate` (WAV via the in-graph decoder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    check_audio_file(path, sample_rate, allow_resample=allow_resample)
+    if path.suffix.lower() == ".wav":
+        waveform, rate = decode_wav(tf.io.read_file(str(path)))
+    else:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        waveform = tf.constant(samples[:, 0])
+    return resample(waveform, rate, sample_rate).numpy()
+
+
+def read_audio_py(path):
+    """soundfile read for formats tf.audio cannot decode: (float32 mono samples, rate)."""
+    samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    return samples[:, 0], rate
+
+
+def load_waveform_dataset(paths, sample_rate, num_samples):
+    """tf.data of fixed-length float32 waveforms from files: WAV decoded in the graph, other formats by soundfile."""
+    paths = [str(p) for p in paths]
+
+    def load(path):
+        is_wav = tf.strings.regex_full_match(tf.strings.lower(path), r".*\.wav")
+        waveform, rate = tf.cond(
+            is_wav,
+            lambda: decode_wav(tf.io.read_file(path)),
+            lambda: tuple(tf.numpy_function(_read_any, [path], (tf.float32, tf.int32), stateful=False)))
+        waveform = tf.ensure_shape(waveform, [None])
+        return fit_length(resample(waveform, rate, sample_rate), num_samples)
+
+    return tf.data.Dataset.from_tensor_slices(paths).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _read_any(path):
+    samples, rate = read_audio_py(path.decode())
+    return samples.astype(np.float32), np.int32(rate)
+
+
+def time_shift(waveform, max_shift):
+    """Shift a [samples] waveform by up to `max_shift` samples either way, zero-filling (kws augmentation)."""
+    shift = tf.random.uniform([], -max_shift, max_shift + 1, dtype=tf.int32)
+    length = tf.shape(waveform)[0]
+    padded = tf.pad(waveform, [[max_shift, max_shift]])
+    return padded[max_shift - shift : max_shift - shift + length]
+
+
+def mix_noise(waveform, noise_bank, probability, max_volume):
+    """With `probability`, add a random window of a random noise recording at a random volume <= `max_volume`.
+
+    `noise_bank` is a float32 [recordings, samples] tensor; each row is at least as long as the waveform.
+    """
+    length = tf.shape(waveform)[0]
+    row = tf.random.uniform([], 0, tf.shape(noise_bank)[0], dtype=tf.int32)
+    start = tf.random.uniform([], 0, tf.shape(noise_bank)[1] - length + 1, dtype=tf.int32)
+    noise = noise_bank[row, start : start + length]
+    volume = tf.random.uniform([], 0.0, max_volume)
+    use = tf.cast(tf.random.uniform([]) < probability, tf.float32)
+    return tf.clip_by_value(waveform + use * volume * noise, -1.0, 1.0)

@@ -1,0 +1,111 @@
+"""Audio features computed inside the model with tf.signal, so an exported model takes raw waveforms."""
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="lstm_apps")
+class LogMelSpectrogram(keras.layers.Layer):
+    """Waveforms [batch, samples] -> log-mel (or MFCC) frames [batch, frames, bins].
+
+    Matches ``librosa.feature.melspectrogram(y, sr, n_fft=frame_length, hop_length=frame_step, center=False,
+    htk=True, norm=None, power=2.0)`` followed by a natural log with ``log_offset`` (the test states the tolerance);
+    with ``num_mfcc > 0`` it returns the first ``num_mfcc`` DCT-II coefficients of that log-mel spectrogram.
+
+    Example:
+    >>> features = LogMelSpectrogram(sample_rate=8000, num_mel_bins=40)
+    >>> tuple(features(tf.zeros((2, 8000))).shape)
+    (2, 98, 40)
+    """
+
+    def __init__(self, sample_rate=16000, frame_length=None, frame_step=None, fft_length=None, num_mel_bins=40,
+                 lower_edge_hertz=20.0, upper_edge_hertz=None, num_mfcc=0, log_offset=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.sample_rate = sample_rate
+        self.frame_length = frame_length or int(round(0.025 * sample_rate))
+        self.frame_step = frame_step or int(round(0.010 * sample_rate))
+        self.fft_length = fft_length or self.frame_length
+        self.num_mel_bins = num_mel_bins
+        self.lower_edge_hertz = lower_edge_hertz
+        self.upper_edge_hertz = upper_edge_hertz or sample_rate / 2.0
+        self.num_mfcc = num_mfcc
+        self.log_offset = log_offset
+
+    def build(self, input_shape):
+        self.mel_matrix = tf.signal.linear_to_mel_weight_matrix(
+            self.num_mel_bins, self.fft_length // 2 + 1, self.sample_rate, self.lower_edge_hertz,
+            self.upper_edge_hertz)
+        self.built = True
+
+    def call(self, waveforms):
+        stft = tf.signal.stft(tf.cast(waveforms, tf.float32), self.frame_length, self.frame_step, self.fft_length,
+                              window_fn=tf.signal.hann_window)
+        power = tf.square(tf.abs(stft))
+        log_mel = tf.math.log(tf.tensordot(power, self.mel_matrix, 1) + self.log_offset)
+        if self.num_mfcc:
+            return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : self.num_mfcc]
+        return log_mel
+
+    def num_frames(self, num_samples):
+        return 1 + (num_samples - self.frame_length) // self.frame_step
+
+    def compute_output_shape(self, input_shape):
+        frames = None if input_shape[1] is None else self.num_frames(input_shape[1])
+        return (input_shape[0], frames, self.num_mfcc or self.num_mel_bins)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(sample_rate=self.sample_rate, frame_length=self.frame_length, frame_step=self.frame_step,
+                      fft_length=self.fft_length, num_mel_bins=self.num_mel_bins,
+                      lower_edge_hertz=self.lower_edge_hertz, upper_edge_hertz=self.upper_edge_hertz,
+                      num_mfcc=self.num_mfcc, log_offset=self.log_offset)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="lstm_apps")
+class SpecAugment(keras.layers.Layer):
+    """SpecAugment-style masking (Park et al. 2019) of [batch, frames, bins] features, in training only.
+
+    Each example gets `time_masks` bands of up to `max_time_width` frames and `freq_masks` bands of up to
+    `max_freq_width` bins set to the mask value (0, the mean after normalisation). Identity at inference.
+
+    Example:
+    >>> masked = SpecAugment(time_masks=2, max_time_width=5)(tf.ones((1, 50, 40)), training=True)
+    """
+
+    def __init__(self, time_masks=2, max_time_width=10, freq_masks=2, max_freq_width=5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.time_masks = time_masks
+        self.max_time_width = max_time_width
+        self.freq_masks = freq_masks
+        self.max_freq_width = max_freq_width
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _band_mask(self, batch, length, count, max_width):
+        """[batch, length] float mask with `count` random bands of 0 per row."""
+        keep = tf.ones((batch, length))
+        positions = tf.range(length)[tf.newaxis, :]
+        for _ in range(count):
+            width = keras.random.randint((batch, 1), 0, max_width + 1, seed=self.seed_generator)
+            room = tf.cast(tf.maximum(length - width, 0) + 1, tf.float32)
+            start = tf.cast(keras.random.uniform((batch, 1), seed=self.seed_generator) * room, tf.int32)
+            inside = (positions >= start) & (positions < start + width)
+            keep = keep * tf.cast(~inside, keep.dtype)
+        return keep
+
+    def call(self, features, training=None):
+        if not training:
+            return features
+        shape = tf.shape(features)
+        time_keep = self._band_mask(shape[0], shape[1], self.time_masks, self.max_time_width)
+        freq_keep = self._band_mask(shape[0], shape[2], self.freq_masks, self.max_freq_width)
+        return features * time_keep[:, :, tf.newaxis] * freq_keep[:, tf.newaxis, :]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(time_masks=self.time_masks, max_time_width=self.max_time_width, freq_masks=self.freq_masks,
+                      max_freq_width=self.max_freq_width, seed=self.seed)
+        return config

@@ -1,0 +1,67 @@
+"""What every task's verbs share: config resolution, run-dir handling, config logging, seeding.
+
+The task answers the task-specific questions (see `lstm_apps.tasks.Task`); this module calls them in order, so
+bad data or config is rejected before anything is written to the run dir.
+"""
+from pathlib import Path
+
+import yaml
+
+from lstm_apps import config as config_lib
+from lstm_apps import training
+from lstm_apps.errors import DataError, RunDirError
+
+
+def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overrides=()):
+    cfg = config_lib.build_config(task.presets_dir, preset, config_file, overrides)
+    if data_dir is not None:
+        if not Path(data_dir).is_dir():
+            raise DataError(f"--data-dir {data_dir}: no such folder")
+        cfg["data"]["dir"] = str(Path(data_dir).resolve())
+    data = task.load_data(cfg)  # validates every file before the run dir is touched
+    resuming = training.prepare_run_dir(run_dir, cfg)
+    print(("resuming" if resuming else "starting") + f" {task.name} run in {run_dir} with config:")
+    print(config_lib.dump(cfg), flush=True)
+    training.set_seed(cfg["train"]["seed"], cfg["train"]["deterministic"])
+    task.train(cfg, data, Path(run_dir))
+
+
+def load_run_config(run_dir):
+    path = Path(run_dir) / training.CONFIG_FILE
+    if not path.exists():
+        raise RunDirError(f"{run_dir}: not a run dir (no {training.CONFIG_FILE}); expected the --run-dir of train")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def evaluate(task, run_dir, split):
+    cfg = load_run_config(run_dir)
+    metrics = task.evaluate(cfg, Path(run_dir), split)
+    config_lib.write_atomic(Path(run_dir) / f"metrics-{split}.json", _json(metrics))
+    return metrics
+
+
+def predict(task, inputs, run_dir=None, model_dir=None):
+    if run_dir is not None:
+        return task.predict(load_run_config(run_dir), inputs, run_dir=Path(run_dir))
+    return task.predict_saved_model(resolve_saved_model(model_dir), inputs)
+
+
+def export(task, run_dir, export_dir):
+    cfg = load_run_config(run_dir)
+    return task.export(cfg, Path(run_dir), Path(export_dir))
+
+
+def resolve_saved_model(model_dir):
+    """An export dir (its highest numeric version) or one version folder -> the folder with saved_model.pb."""
+    path = Path(model_dir)
+    if (path / "saved_model.pb").exists():
+        return path
+    versions = sorted((int(p.name) for p in path.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True)
+    if not versions:
+        raise RunDirError(f"--model {model_dir}: no saved_model.pb and no numbered version folder inside")
+    return path / str(versions[0])
+
+
+def _json(obj):
+    import json
+    return json.dumps(obj, indent=2) + "\n"

@@ -1,0 +1,57 @@
+"""The task registry: name -> Task. A task is one folder in ``pipelines/`` plus one line here.
+
+A Task answers a few questions (how to read its data, build its model, score it, serve it, predict for a user's
+input); the CLI and ``lstm_apps.training`` do the rest.
+"""
+import importlib
+
+from lstm_apps.errors import ConfigError
+
+# task name -> module that defines a ``TASK`` object (imported only when the task is used)
+TASK_MODULES = {
+    "keywords": "pipelines.keywords.task",
+}
+# Named by the CLI contract; their pipelines land with their issues.
+PLANNED_TASKS = ("language-model", "translation", "captioning")
+
+
+def get_task(name):
+    if name not in TASK_MODULES:
+        if name in PLANNED_TASKS:
+            raise ConfigError(f"task '{name}' is not available yet in this version "
+                              f"(available: {', '.join(TASK_MODULES)})")
+        raise ConfigError(f"unknown task '{name}' (available: {', '.join(TASK_MODULES)})")
+    return importlib.import_module(TASK_MODULES[name]).TASK
+
+
+class Task:
+    """The questions a task answers; `lstm_apps.runner` and the CLI do the rest.
+
+    presets_dir: folder with quick.yaml (every key, the defaults) and full.yaml.
+    load_data(cfg) -> data: read and validate the dataset (DataError naming the bad file), no side effects.
+    train(cfg, data, run_dir): build the model and call `lstm_apps.training.fit`.
+    evaluate(cfg, run_dir, split) -> dict of metrics (JSON-serializable).
+    predict(cfg, inputs, run_dir) / predict_saved_model(saved_model_dir, inputs) -> iterable of dicts.
+    export(cfg, run_dir, export_dir) -> path of the new SavedModel version.
+    """
+
+    name = None
+    presets_dir = None
+
+    def load_data(self, cfg):
+        raise NotImplementedError
+
+    def train(self, cfg, data, run_dir):
+        raise NotImplementedError
+
+    def evaluate(self, cfg, run_dir, split):
+        raise NotImplementedError
+
+    def predict(self, cfg, inputs, run_dir):
+        raise NotImplementedError
+
+    def predict_saved_model(self, saved_model_dir, inputs):
+        raise NotImplementedError
+
+    def export(self, cfg, run_dir, export_dir):
+        raise NotImplementedError

@@ -1,0 +1,175 @@
+"""Training that never loses work: model.fit with backup/restore, best-checkpoint, early stopping and logs.
+
+Run-dir layout (every task): config.yaml, backup/ (while a run is unfinished), best.weights.h5, history.csv,
+logs/ (TensorBoard), learning_curve.png, model.keras (written last and atomically: its presence = finished run).
+"""
+import csv
+import math
+import os
+import sys
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from lstm_apps.config import dump, write_atomic
+from lstm_apps.errors import ConfigError, RunDirError
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.yaml"
+HISTORY_FILE = "history.csv"
+BEST_WEIGHTS_FILE = "best.weights.h5"
+
+
+def set_seed(seed, deterministic=False):
+    """Seed Python, NumPy and TF; with `deterministic`, also make TF ops deterministic (slower)."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def prepare_run_dir(run_dir, cfg):
+    """Create or reopen a run dir: a finished run is never overwritten; an unfinished one resumes only with the
+    same configuration. Returns True when resuming."""
+    run_dir = Path(run_dir)
+    if (run_dir / MODEL_FILE).exists():
+        raise RunDirError(f"{run_dir}: holds a finished run ({MODEL_FILE}); choose a new --run-dir")
+    saved = run_dir / CONFIG_FILE
+    if saved.exists():
+        import yaml
+        previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        differing = _first_difference(previous, cfg)
+        if differing:
+            raise ConfigError(f"{saved}: this unfinished run used a different value for '{differing}'; "
+                              f"rerun with the same options to resume, or choose a new --run-dir")
+        return True
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(saved, dump(cfg))
+    return False
+
+
+def _first_difference(a, b, prefix=""):
+    for key in sorted(set(a) | set(b)):
+        left, right = a.get(key), b.get(key)
+        if isinstance(left, dict) and isinstance(right, dict):
+            found = _first_difference(left, right, f"{prefix}{key}.")
+            if found:
+                return found
+        elif left != right:
+            return f"{prefix}{key}"
+    return None
+
+
+def _best_so_far(history_path, monitor, mode):
+    """The best monitored value logged before an interruption, so a resumed run keeps the better checkpoint."""
+    if not history_path.exists():
+        return None
+    with open(history_path, newline="") as f:
+        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
+    if not values:
+        return None
+    return min(values) if mode == "min" else max(values)
+
+
+class LearningCurvePlot(keras.callbacks.Callback):
+    """Redraw learning_curve.png from history.csv after every epoch (so it covers resumed epochs too)."""
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        plot_learning_curve(self.run_dir)
+
+
+def plot_learning_curve(run_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    history = run_dir / HISTORY_FILE
+    if not history.exists():
+        return
+    with open(history, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    metrics = [k for k in rows[0] if k != "epoch" and not k.startswith("val_") and k != "learning_rate"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    for ax, name in zip(axes[0], metrics):
+        ax.plot(epochs, [float(r[name]) for r in rows], label=f"train {name}")
+        if f"val_{name}" in rows[0]:
+            ax.plot(epochs, [float(r[f"val_{name}"]) for r in rows], label=f"validation {name}")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend()
+    fig.tight_layout()
+    tmp = run_dir / ".learning_curve.tmp.png"
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, run_dir / "learning_curve.png")
+
+
+def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra_callbacks=()):
+    """model.fit with the standard callbacks; restores the best weights and writes model.keras atomically.
+
+    train_cfg keys: epochs, monitor, monitor_mode, patience, backup_every ("epoch" or a number of steps), verbose.
+    """
+    run_dir = Path(run_dir)
+    monitor, mode = train_cfg["monitor"], train_cfg["monitor_mode"]
+    best_path = run_dir / BEST_WEIGHTS_FILE
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=train_cfg["backup_every"]),
+        keras.callbacks.ModelCheckpoint(str(best_path), monitor=monitor, mode=mode, save_best_only=True,
+                                        save_weights_only=True,
+                                        initial_value_threshold=_best_so_far(run_dir / HISTORY_FILE, monitor, mode)),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train_cfg["patience"]),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        LearningCurvePlot(run_dir),
+        keras.callbacks.TerminateOnNaN(),
+        *extra_callbacks,
+    ]
+    verbose = train_cfg.get("verbose", "auto")
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    history = model.fit(train_ds, validation_data=val_ds, epochs=train_cfg["epochs"], callbacks=callbacks,
+                        steps_per_epoch=steps_per_epoch, verbose=verbose)
+    losses = history.history.get("loss", [])
+    if losses and not all(math.isfinite(v) for v in losses):
+        raise ConfigError("train: the loss became NaN/inf; lower train.learning_rate")
+    if best_path.exists():
+        model.load_weights(str(best_path))
+    save_model(model, run_dir / MODEL_FILE)
+    plot_learning_curve(run_dir)
+    return history
+
+
+def save_model(model, path):
+    """Save a .keras file atomically (written beside, then renamed)."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    model.save(str(tmp))
+    os.replace(tmp, path)
+
+
+def load_model(run_dir):
+    path = Path(run_dir) / MODEL_FILE
+    if not path.exists():
+        raise RunDirError(f"{run_dir}: no finished model ({MODEL_FILE}); run train first (or let it finish)")
+    return keras.saving.load_model(str(path))
+
+
+def save_json_atomic(path, obj):
+    import json
+    write_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def load_json(path):
+    import json
+    path = Path(path)
+    if not path.exists():
+        raise RunDirError(f"{path.parent}: missing {path.name}; expected a run dir written by train")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""Speech keywords: spoken-word classification from raw audio (FSDD, Speech Commands)."""

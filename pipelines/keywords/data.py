@@ -1,0 +1,249 @@
+"""Keyword datasets: FSDD and Speech Commands, detected from the folder layout, validated file by file.
+
+FSDD: `recordings/<digit>_<speaker>_<index>.wav` (8 kHz). Splits: `official` (recordings 0-4 test, 5-9
+validation, the rest train) or `speaker` (leave-one-speaker-out: `data.test_speaker` is the test set).
+Speech Commands: one folder per word, optional `_background_noise_` and `_unknown_` folders; the split comes from
+`splits.tsv`, else `testing_list.txt`/`validation_list.txt`, else the dataset's own speaker hash (`which_set`).
+`data.words: core` is the standard 12-class task (10 words, `_unknown_`, `_silence_` cut from the noise);
+`data.words: all` uses every word folder as a class.
+"""
+import csv
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lstm_apps.errors import ConfigError, DataError
+from lstm_apps.inputs.audio import AUDIO_SUFFIXES, check_audio_file, read_audio_py, resample
+
+CORE_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+UNKNOWN, SILENCE, NOISE_FOLDER = "_unknown_", "_silence_", "_background_noise_"
+SPLITS = ("train", "validation", "test")
+FSDD_NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[A-Za-z]+)_(?P<index>\d+)$")
+
+# Public copies for users with internet (keras.utils.get_file caches them under ~/.keras/datasets).
+DOWNLOADS = {
+    "fsdd": ("https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
+             "free-spoken-digit-dataset-1.0.10"),
+    "speech_commands": ("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", ""),
+}
+
+
+@dataclass
+class KeywordData:
+    """Everything training and evaluation need: labels, per-split files and label ids, silence clips, noise."""
+    layout: str
+    labels: list
+    sample_rate: int
+    num_samples: int
+    files: dict = field(default_factory=dict)    # split -> list of paths
+    targets: dict = field(default_factory=dict)  # split -> list of label ids
+    silence: dict = field(default_factory=dict)  # split -> float32 [n, num_samples]
+    noise_bank: np.ndarray = None                # float32 [recordings, samples] for noise mixing
+
+
+def download(name):
+    import keras
+    if name not in DOWNLOADS:
+        raise ConfigError(f"data.dataset: unknown dataset '{name}' (known: {', '.join(DOWNLOADS)})")
+    url, inner = DOWNLOADS[name]
+    try:
+        path = keras.utils.get_file(origin=url, extract=True, cache_subdir=f"datasets/lstm_apps_{name}")
+    except Exception as error:
+        raise DataError(f"could not download {name} from {url} ({error}); pass --data-dir with a local copy") \
+            from None
+    return str(Path(path) / inner)
+
+
+def audio_files(folder):
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def detect_layout(data_dir):
+    data_dir = Path(data_dir)
+    for name, (detect, _) in LAYOUTS.items():
+        if detect(data_dir):
+            return name
+    raise DataError(f"{data_dir}: no audio found; expected FSDD (recordings/<digit>_<speaker>_<index>.wav) or "
+                    f"Speech Commands (one folder of .wav/.flac clips per word)")
+
+
+def load(cfg):
+    data_cfg = cfg["data"]
+    if not data_cfg["dir"]:
+        data_cfg["dir"] = download(data_cfg["dataset"])
+    data_dir = Path(data_cfg["dir"])
+    if not data_dir.is_dir():
+        raise DataError(f"data.dir {data_dir}: no such folder")
+    layout = detect_layout(data_dir)
+    examples, labels, noise_files = LAYOUTS[layout][1](data_dir, data_cfg)
+    for split in SPLITS:
+        if not any(s == split for _, _, s in examples):
+            raise DataError(f"{data_dir}: the {split} split is empty; expected clips in train, validation and test")
+    rate = data_cfg["sample_rate"] or _first_rate(examples)
+    data_cfg["sample_rate"] = rate
+    for path, _, _ in examples:
+        check_audio_file(path, rate, allow_resample=data_cfg["resample"])
+    num_samples = int(round(data_cfg["clip_seconds"] * rate))
+    data = KeywordData(layout=layout, labels=labels, sample_rate=rate, num_samples=num_samples)
+    index = {label: i for i, label in enumerate(labels)}
+    for split in SPLITS:
+        chosen = [(p, l) for p, l, s in examples if s == split]
+        data.files[split] = [str(p) for p, _ in chosen]
+        data.targets[split] = [index[l] for _, l in chosen]
+    noise_parts = _noise_parts(noise_files, rate)
+    data.noise_bank = _equal_rows(noise_parts["train"])
+    if SILENCE in labels:
+        for split in SPLITS:
+            count = int(round(data_cfg["silence_fraction"] * len(data.files[split])))
+            data.silence[split] = _cut_silence(noise_parts[split], count, num_samples, seed=SPLITS.index(split))
+    return data
+
+
+def _first_rate(examples):
+    import soundfile
+    return int(soundfile.info(str(examples[0][0])).samplerate)
+
+
+# ----------------------------------------------------------------------------------------------- FSDD
+def _is_fsdd(data_dir):
+    if (data_dir / "recordings").is_dir():
+        return True
+    return bool(audio_files(data_dir)) and not any(p.is_dir() and audio_files(p) for p in data_dir.iterdir())
+
+
+def _read_fsdd(data_dir, data_cfg):
+    folder = data_dir / "recordings" if (data_dir / "recordings").is_dir() else data_dir
+    parsed = []
+    for path in audio_files(folder):
+        match = FSDD_NAME.match(path.stem)
+        if not match:
+            raise DataError(f"{path}: file name carries no label; expected <digit>_<speaker>_<index>.wav, "
+                            f"e.g. 3_theo_7.wav")
+        parsed.append((path, match["digit"], match["speaker"], int(match["index"])))
+    speakers = sorted({s for _, _, s, _ in parsed})
+    mode, held_out = data_cfg["split"], data_cfg["test_speaker"]
+    if mode == "speaker" and held_out not in speakers:
+        raise ConfigError(f"data.test_speaker: '{held_out}' is not an FSDD speaker (speakers: {', '.join(speakers)})")
+    if mode not in ("official", "speaker"):
+        raise ConfigError(f"data.split: expected official or speaker for FSDD, got '{mode}'")
+    examples = []
+    for path, digit, speaker, index in parsed:
+        if mode == "official":
+            split = "test" if index < 5 else "validation" if index < 10 else "train"
+        else:
+            split = "test" if speaker == held_out else "validation" if index < 5 else "train"
+        examples.append((path, digit, split))
+    labels = sorted({digit for _, digit, _ in examples})
+    return examples, labels, []
+
+
+# ------------------------------------------------------------------------------------- Speech Commands
+def _is_speech_commands(data_dir):
+    return any(p.is_dir() and p.name != NOISE_FOLDER and audio_files(p) for p in data_dir.iterdir())
+
+
+def _read_speech_commands(data_dir, data_cfg):
+    stray = audio_files(data_dir)
+    if stray:
+        raise DataError(f"{stray[0]}: file name carries no label (not inside a word folder); expected WORD/NAME.wav")
+    files = []
+    for folder in sorted(p for p in data_dir.iterdir() if p.is_dir() and p.name != NOISE_FOLDER):
+        for path in audio_files(folder):
+            word = path.stem.split("_")[0] if folder.name == UNKNOWN else folder.name
+            files.append((path, word))
+    split_of = _speech_commands_splits(data_dir, [p for p, _ in files])
+    mode = data_cfg["words"]
+    if mode == "core":
+        examples = [(p, w if w in CORE_WORDS else UNKNOWN, split_of[p]) for p, w in files]
+        labels = [w for w in CORE_WORDS if any(l == w for _, l, _ in examples)] + [UNKNOWN, SILENCE]
+    elif mode == "all":
+        examples = [(p, w, split_of[p]) for p, w in files]
+        labels = sorted({w for _, w, _ in examples})
+    else:
+        raise ConfigError(f"data.words: expected core or all, got '{mode}'")
+    return examples, labels, audio_files(data_dir / NOISE_FOLDER) if (data_dir / NOISE_FOLDER).is_dir() else []
+
+
+def _speech_commands_splits(data_dir, paths):
+    """path -> split, from splits.tsv, the official lists, or the official speaker hash (in that order)."""
+    relative = {p.relative_to(data_dir).as_posix(): p for p in paths}
+    tsv = data_dir / "splits.tsv"
+    if tsv.exists():
+        split_of = {}
+        with open(tsv, newline="", encoding="utf-8") as f:
+            for line_number, row in enumerate(csv.DictReader(f, delimiter="\t"), start=2):
+                if row.get("split") not in SPLITS or not row.get("path"):
+                    raise DataError(f"{tsv}:{line_number}: expected columns path and split "
+                                    f"(train/validation/test), got {dict(row)}")
+                if row["path"] in relative:
+                    split_of[relative[row["path"]]] = row["split"]
+        for name, path in relative.items():
+            if path not in split_of:
+                raise DataError(f"{path}: not listed in {tsv}; expected every clip to have a split")
+        return split_of
+    lists = {"test": data_dir / "testing_list.txt", "validation": data_dir / "validation_list.txt"}
+    if all(p.exists() for p in lists.values()):
+        listed = {}
+        for split, path in lists.items():
+            for line in path.read_text(encoding="utf-8").split():
+                listed[line.replace(".wav", "")] = split
+        return {p: listed.get(name.rsplit(".", 1)[0], "train") for name, p in relative.items()}
+    return {p: _which_set(p.name) for p in paths}
+
+
+def _which_set(filename, validation_percentage=10, testing_percentage=10):
+    """The Speech Commands README's hash split: the same speaker always lands in the same split."""
+    speaker = re.sub(r"_nohash_.*$", "", filename)
+    percentage = int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % (2 ** 27 - 1) * (100.0 / (2 ** 27 - 1))
+    if percentage < validation_percentage:
+        return "validation"
+    if percentage < validation_percentage + testing_percentage:
+        return "test"
+    return "train"
+
+
+# ------------------------------------------------------------------------------------- noise and silence
+def _noise_parts(noise_files, rate):
+    """Each noise recording cut 80/10/10 into train/validation/test parts, so no split hears another's noise.
+
+    Without recordings (FSDD), a fixed-seed white-noise recording stands in."""
+    recordings = []
+    for path in noise_files:
+        samples, file_rate = read_audio_py(path)
+        recordings.append(np.asarray(resample(samples, file_rate, rate)) if file_rate != rate else samples)
+    if not recordings:
+        recordings = [np.clip(np.random.default_rng(0).normal(0, 0.2, 60 * rate), -1, 1).astype(np.float32)]
+    parts = {split: [] for split in SPLITS}
+    for samples in recordings:
+        a, b = int(0.8 * len(samples)), int(0.9 * len(samples))
+        parts["train"].append(samples[:a])
+        parts["validation"].append(samples[a:b])
+        parts["test"].append(samples[b:])
+    return parts
+
+
+def _equal_rows(recordings):
+    length = min(len(r) for r in recordings)
+    return np.stack([r[:length] for r in recordings]).astype(np.float32)
+
+
+def _cut_silence(recordings, count, num_samples, seed):
+    """`count` clips of background noise at random volumes in [0, 1], as the reference TF pipeline makes silence."""
+    rng = np.random.default_rng(seed)
+    clips = np.zeros((count, num_samples), np.float32)
+    for i in range(count):
+        source = recordings[rng.integers(len(recordings))]
+        start = rng.integers(0, max(len(source) - num_samples, 0) + 1)
+        piece = source[start : start + num_samples]
+        clips[i, : len(piece)] = piece * rng.uniform(0, 1)
+    return clips
+
+
+# layout name -> (detect(data_dir) -> bool, read(data_dir, data_cfg) -> (examples, labels, noise files))
+LAYOUTS = {
+    "fsdd": (_is_fsdd, _read_fsdd),
+    "speech_commands": (_is_speech_commands, _read_speech_commands),
+}

@@ -1,0 +1,56 @@
+"""Keyword models: waveform -> log-mel/MFCC (in the model) -> normalisation -> SpecAugment -> LSTMs -> classes.
+
+MODELS maps `model.name` to a builder; both share the front end and the head, and differ in how the LSTM outputs
+are pooled over time.
+"""
+import keras
+
+from lstm_apps.layers import AttentionPooling, LogMelSpectrogram, LSTMStack, SpecAugment
+
+
+def feature_layer(cfg, sample_rate):
+    features = cfg["features"]
+    return LogMelSpectrogram(
+        sample_rate=sample_rate,
+        frame_length=int(round(features["frame_ms"] * sample_rate / 1000)),
+        frame_step=int(round(features["step_ms"] * sample_rate / 1000)),
+        num_mel_bins=features["num_mel_bins"],
+        num_mfcc=features["num_mfcc"],
+        name="features")
+
+
+def _front_end(cfg, sample_rate, num_samples, normalizer):
+    waveform = keras.Input((num_samples,), name="waveform")
+    x = feature_layer(cfg, sample_rate)(waveform)
+    x = normalizer(x)
+    augment = cfg["augment"]
+    x = SpecAugment(augment["time_masks"], augment["time_mask_frames"], augment["freq_masks"],
+                    augment["freq_mask_bins"], seed=cfg["train"]["seed"], name="spec_augment")(x)
+    return waveform, x
+
+
+def _lstm_last_state(cfg, x):
+    """The classic LSTM classifier: the final output of the stack summarises the clip."""
+    m = cfg["model"]
+    return LSTMStack(m["units"], m["layers"], m["bidirectional"], m["dropout"], name="lstm_stack")(x)
+
+
+def _lstm_attention(cfg, x):
+    """de Andrade et al. 2018: attention pooling over all LSTM outputs, the query taken from the middle step."""
+    m = cfg["model"]
+    sequence = LSTMStack(m["units"], m["layers"], m["bidirectional"], m["dropout"], return_sequences=True,
+                         name="lstm_stack")(x)
+    return AttentionPooling(query_step="middle", name="attention_pooling")(sequence)
+
+
+MODELS = {"lstm": _lstm_last_state, "attention": _lstm_attention}
+
+
+def build_model(cfg, num_classes, sample_rate, num_samples, normalizer):
+    """A compiled-ready Keras model: float32 waveforms [batch, num_samples] -> class probabilities."""
+    name = cfg["model"]["name"]
+    waveform, x = _front_end(cfg, sample_rate, num_samples, normalizer)
+    x = MODELS[name](cfg, x)
+    x = keras.layers.Dropout(cfg["model"]["dropout"], name="head_dropout")(x)
+    probabilities = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(waveform, probabilities, name=f"keywords_{name}")

@@ -1,0 +1,215 @@
+"""The speech-keywords task: spoken-word classification from raw audio."""
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from lstm_apps import export as export_lib
+from lstm_apps import training
+from lstm_apps.errors import ConfigError, DataError
+from lstm_apps.inputs.audio import (AUDIO_SUFFIXES, fit_length, load_waveform_dataset, mix_noise, read_audio,
+                                    time_shift, wav_bytes_to_input)
+from lstm_apps.tasks import Task
+from pipelines.keywords import data as data_lib
+from pipelines.keywords.model import MODELS, build_model, feature_layer
+
+LABELS_FILE = "labels.json"
+EXPORT_INFO = Path("assets.extra") / "lstm_apps.yaml"
+
+
+def waveform_dataset(data, split):
+    """(waveform, label id) for one split: files decoded in tf.data, plus the split's silence clips; cached."""
+    files = load_waveform_dataset(data.files[split], data.sample_rate, data.num_samples)
+    ds = tf.data.Dataset.zip(files, tf.data.Dataset.from_tensor_slices(np.array(data.targets[split], np.int32)))
+    if split in data.silence and len(data.silence[split]):
+        silence_id = data.labels.index(data_lib.SILENCE)
+        labels = np.full(len(data.silence[split]), silence_id, np.int32)
+        ds = ds.concatenate(tf.data.Dataset.from_tensor_slices((data.silence[split], labels)))
+    return ds.cache()
+
+
+def split_size(data, split):
+    return len(data.files[split]) + len(data.silence.get(split, ()))
+
+
+def training_dataset(data, cfg):
+    """Shuffled, augmented (time shift, noise mixing) batches; SpecAugment runs inside the model."""
+    augment = cfg["augment"]
+    max_shift = int(augment["time_shift_ms"] * data.sample_rate / 1000)
+    noise_bank = tf.constant(data.noise_bank)
+
+    def augment_clip(waveform, label):
+        if max_shift:
+            waveform = time_shift(waveform, max_shift)
+        if augment["noise_probability"] > 0:
+            waveform = mix_noise(waveform, noise_bank, augment["noise_probability"], augment["noise_volume"])
+        return waveform, label
+
+    return (waveform_dataset(data, "train")
+            .shuffle(split_size(data, "train"), seed=cfg["train"]["seed"], reshuffle_each_iteration=True)
+            .map(augment_clip, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(cfg["train"]["batch_size"])
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def evaluation_dataset(data, split, batch_size):
+    return waveform_dataset(data, split).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def adapted_normalizer(cfg, data):
+    """Per-bin feature mean/variance from the (unaugmented) training clips, stored in the model."""
+    features = feature_layer(cfg, data.sample_rate)
+    normalizer = keras.layers.Normalization(axis=-1, name="normalize")
+    normalizer.adapt(waveform_dataset(data, "train").batch(256).map(lambda w, _: features(w)))
+    return normalizer
+
+
+class KeywordsTask(Task):
+    name = "keywords"
+    presets_dir = Path(__file__).parent / "presets"
+
+    # ----------------------------------------------------------------------------------------- data
+    def load_data(self, cfg):
+        if cfg["model"]["name"] not in MODELS:
+            raise ConfigError(f"model.name: unknown model '{cfg['model']['name']}' (known: {', '.join(MODELS)})")
+        if cfg["train"]["batch_size"] < 1 or cfg["train"]["epochs"] < 1:
+            raise ConfigError("train.batch_size and train.epochs: expected positive integers")
+        return data_lib.load(cfg)
+
+    # ----------------------------------------------------------------------------------------- train
+    def train(self, cfg, data, run_dir):
+        training.save_json_atomic(run_dir / LABELS_FILE, data.labels)
+        model = build_model(cfg, len(data.labels), data.sample_rate, data.num_samples,
+                            adapted_normalizer(cfg, data))
+        steps = -(-split_size(data, "train") // cfg["train"]["batch_size"])
+        schedule = keras.optimizers.schedules.CosineDecay(
+            cfg["train"]["learning_rate"], decay_steps=steps * cfg["train"]["epochs"], alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=cfg["train"]["clipnorm"]),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.summary(print_fn=lambda line, **_: print(line))
+        training.fit(model, training_dataset(data, cfg),
+                     evaluation_dataset(data, "validation", cfg["train"]["batch_size"]), run_dir, cfg["train"])
+
+    # ----------------------------------------------------------------------------------------- evaluate
+    def evaluate(self, cfg, run_dir, split):
+        from sklearn.metrics import classification_report, confusion_matrix
+
+        if split not in data_lib.SPLITS:
+            raise ConfigError(f"--split {split}: expected one of {', '.join(data_lib.SPLITS)}")
+        labels = training.load_json(run_dir / LABELS_FILE)
+        data = data_lib.load(cfg)
+        if data.labels != labels:
+            raise DataError(f"{cfg['data']['dir']}: its labels {data.labels} differ from the run's {labels}")
+        model = training.load_model(run_dir)
+        probabilities = model.predict(evaluation_dataset(data, split, 256), verbose=0)
+        truth = np.array(data.targets[split] + [labels.index(data_lib.SILENCE)] * len(data.silence.get(split, ())))
+        predicted = probabilities.argmax(-1)
+        ids = list(range(len(labels)))
+        report = classification_report(truth, predicted, labels=ids, target_names=labels, output_dict=True,
+                                       zero_division=0)
+        matrix = confusion_matrix(truth, predicted, labels=ids)
+        plot_confusion_matrix(matrix, labels, run_dir / f"confusion-{split}.png", split)
+        nll = -np.mean(np.log(np.maximum(probabilities[np.arange(len(truth)), truth], 1e-12)))
+        return {
+            "split": split,
+            "accuracy": float(np.mean(predicted == truth)),
+            "loss": float(nll),
+            "examples": int(len(truth)),
+            "macro_precision": report["macro avg"]["precision"],
+            "macro_recall": report["macro avg"]["recall"],
+            "per_class": {label: {"precision": report[label]["precision"], "recall": report[label]["recall"],
+                                  "support": int(report[label]["support"])} for label in labels},
+            "confusion_matrix": matrix.tolist(),
+        }
+
+    # ----------------------------------------------------------------------------------------- predict
+    def predict(self, cfg, inputs, run_dir):
+        labels = training.load_json(run_dir / LABELS_FILE)
+        model = training.load_model(run_dir)
+        rate, num_samples = cfg["data"]["sample_rate"], int(round(cfg["data"]["clip_seconds"] * cfg["data"]["sample_rate"]))
+        waveforms = [fit_length(read_audio(_audio_path(p), rate), num_samples).numpy() for p in inputs]
+        probabilities = model.predict(np.stack(waveforms), verbose=0)
+        for path, row in zip(inputs, probabilities):
+            yield {"input": path, "label": labels[int(row.argmax())], "probability": round(float(row.max()), 6)}
+
+    def predict_saved_model(self, saved_model_dir, inputs):
+        info = yaml.safe_load((saved_model_dir / EXPORT_INFO).read_text(encoding="utf-8"))
+        serving = tf.saved_model.load(str(saved_model_dir)).signatures
+        for path in inputs:
+            path = _audio_path(path)
+            if path.suffix.lower() == ".wav":
+                read_audio(path, info["sample_rate"])  # same checks (one clear line) as every other input
+                outputs = serving["serving_wav"](wav=tf.constant([tf.io.read_file(str(path)).numpy()]))
+            else:
+                outputs = serving["serving_default"](
+                    waveform=tf.constant(read_audio(path, info["sample_rate"])[None]))
+            yield {"input": str(path), "label": outputs["label"].numpy()[0].decode(),
+                   "probability": round(float(outputs["probability"].numpy()[0]), 6)}
+
+    # ----------------------------------------------------------------------------------------- export
+    def export(self, cfg, run_dir, export_dir):
+        labels = training.load_json(run_dir / LABELS_FILE)
+        model = training.load_model(run_dir)
+        endpoints, warmup = serving_endpoints(model, labels, cfg["data"]["sample_rate"],
+                                              int(model.inputs[0].shape[1]))
+        path = export_lib.write_saved_model(export_dir, [model], endpoints, warmup, model_name="keywords")
+        (path / EXPORT_INFO).write_text(yaml.safe_dump({"task": self.name, "labels": labels,
+                                                        "sample_rate": cfg["data"]["sample_rate"]}))
+        return path
+
+
+def serving_endpoints(model, labels, sample_rate, num_samples):
+    """serving_default: waveform float32[batch, samples] at `sample_rate` (any length; padded/cropped);
+    serving_wav: wav string[batch] (WAV file bytes, any rate). Both -> label string[batch],
+    probability float32[batch], probabilities float32[batch, classes] (in the order of labels.json)."""
+    label_table = tf.constant(labels)
+
+    def outputs(waveforms):
+        probabilities = model(waveforms, training=False)
+        best = tf.argmax(probabilities, axis=-1)
+        return {"label": tf.gather(label_table, best), "probability": tf.reduce_max(probabilities, axis=-1),
+                "probabilities": probabilities}
+
+    def serve_waveform(waveform):
+        return outputs(tf.map_fn(lambda w: fit_length(w, num_samples), waveform))
+
+    def serve_wav(wav):
+        waveforms = tf.map_fn(lambda b: wav_bytes_to_input(b, sample_rate, num_samples), wav,
+                              fn_output_signature=tf.TensorSpec([num_samples], tf.float32))
+        return outputs(waveforms)
+
+    silence = np.zeros((1, num_samples), np.float32)
+    wav_bytes = tf.audio.encode_wav(silence.T, sample_rate).numpy()
+    endpoints = {
+        "serving_default": (serve_waveform, [tf.TensorSpec([None, None], tf.float32, name="waveform")]),
+        "serving_wav": (serve_wav, [tf.TensorSpec([None], tf.string, name="wav")]),
+    }
+    warmup = {"serving_default": {"waveform": silence}, "serving_wav": {"wav": np.array([wav_bytes], object)}}
+    return endpoints, warmup
+
+
+def plot_confusion_matrix(matrix, labels, path, split):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(labels), 1 + 0.6 * len(labels)))
+    ConfusionMatrixDisplay(matrix, display_labels=labels).plot(ax=ax, colorbar=False, xticks_rotation=45)
+    ax.set_title(f"confusion matrix ({split})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _audio_path(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; expected an audio file ({', '.join(AUDIO_SUFFIXES)})")
+    return path
+
+
+TASK = KeywordsTask()
