@@ -136,7 +136,7 @@ def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     history = model.fit(train_ds, validation_data=val_ds, epochs=train_cfg["epochs"], callbacks=callbacks,
-                        steps_per_epoch=steps_per_epoch, verbose=verbose)
+                        steps_per_epoch=steps_per_epoch, verbose=verbose, shuffle=False)
     losses = history.history.get("loss", [])
     if losses and not all(math.isfinite(v) for v in losses):
         raise ConfigError("train: the loss became NaN/inf; lower train.learning_rate")

@@ -11,7 +11,7 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
-from lstm_apps.errors import DataError
+from lstm_apps.errors import ConfigError, DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -111,16 +111,15 @@ def read_audio_py(path):
     return samples[:, 0], rate
 
 
-def load_waveform_dataset(paths, sample_rate, num_samples):
-    """tf.data of fixed-length float32 waveforms from files: WAV decoded in the graph, other formats by soundfile."""
+def load_waveform_dataset(paths, sample_rate, num_samples, backend="tf"):
+    """tf.data of fixed-length float32 waveforms from files, decoded by `backend` (a key of AUDIO_BACKENDS)."""
     paths = [str(p) for p in paths]
+    if backend not in AUDIO_BACKENDS:
+        raise ConfigError(f"data.audio_backend: expected one of {', '.join(AUDIO_BACKENDS)}, got '{backend}'")
+    decode_file = AUDIO_BACKENDS[backend]()  # resolved before tracing, so a missing backend fails in one line
 
     def load(path):
-        is_wav = tf.strings.regex_full_match(tf.strings.lower(path), r".*\.wav")
-        waveform, rate = tf.cond(
-            is_wav,
-            lambda: decode_wav(tf.io.read_file(path)),
-            lambda: tuple(tf.numpy_function(_read_any, [path], (tf.float32, tf.int32), stateful=False)))
+        waveform, rate = decode_file(path)
         waveform = tf.ensure_shape(waveform, [None])
         return fit_length(resample(waveform, rate, sample_rate), num_samples)
 
@@ -130,6 +129,25 @@ def load_waveform_dataset(paths, sample_rate, num_samples):
 def _read_any(path):
     samples, rate = read_audio_py(path.decode())
     return samples.astype(np.float32), np.int32(rate)
+
+
+def _decode_file_tf(path):
+    """Default backend: WAV decoded in the graph, other formats by soundfile (tf.numpy_function)."""
+    is_wav = tf.strings.regex_full_match(tf.strings.lower(path), r".*\.wav")
+    return tf.cond(
+        is_wav,
+        lambda: decode_wav(tf.io.read_file(path)),
+        lambda: tuple(tf.numpy_function(_read_any, [path], (tf.float32, tf.int32), stateful=False)))
+
+
+def _tfio_decode_file():
+    from lstm_apps.inputs import audio_tfio  # optional: tensorflow-io is imported only when asked for
+    audio_tfio.core_ops()
+    return audio_tfio.decode_file
+
+
+# data.audio_backend -> () -> decode_file(path tensor) -> (mono float32 waveform, sample rate), used in the graph
+AUDIO_BACKENDS = {"tf": lambda: _decode_file_tf, "tfio": _tfio_decode_file}
 
 
 def time_shift(waveform, max_shift):

@@ -175,6 +175,8 @@ def _speech_commands_splits(data_dir, paths):
         split_of = {}
         with open(tsv, newline="", encoding="utf-8") as f:
             for line_number, row in enumerate(csv.DictReader(f, delimiter="\t"), start=2):
+                if (row.get("path") or "").startswith(NOISE_FOLDER):
+                    continue
                 if row.get("split") not in SPLITS or not row.get("path"):
                     raise DataError(f"{tsv}:{line_number}: expected columns path and split "
                                     f"(train/validation/test), got {dict(row)}")

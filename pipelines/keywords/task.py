@@ -31,8 +31,14 @@ def waveform_dataset(data, split):
     return ds.cache()
 
 
+def split_targets(data, split):
+    """Label ids in the order `waveform_dataset` yields the clips (files, then silence)."""
+    silence = [data.labels.index(data_lib.SILENCE)] * len(data.silence[split]) if data.silence else []
+    return np.array(data.targets[split] + silence, np.int32)
+
+
 def split_size(data, split):
-    return len(data.files[split]) + len(data.silence.get(split, ()))
+    return len(split_targets(data, split))
 
 
 def training_dataset(data, cfg):
@@ -105,7 +111,7 @@ class KeywordsTask(Task):
             raise DataError(f"{cfg['data']['dir']}: its labels {data.labels} differ from the run's {labels}")
         model = training.load_model(run_dir)
         probabilities = model.predict(evaluation_dataset(data, split, 256), verbose=0)
-        truth = np.array(data.targets[split] + [labels.index(data_lib.SILENCE)] * len(data.silence.get(split, ())))
+        truth = split_targets(data, split)
         predicted = probabilities.argmax(-1)
         ids = list(range(len(labels)))
         report = classification_report(truth, predicted, labels=ids, target_names=labels, output_dict=True,

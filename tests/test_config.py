@@ -1,0 +1,40 @@
+import pytest
+
+from lstm_apps import config
+from lstm_apps.errors import ConfigError
+from pipelines.keywords.task import TASK
+
+
+def test_presets_merge_and_set_overrides():
+    cfg = config.build_config(TASK.presets_dir, "full", overrides=["train.epochs=3", "model.name=attention"])
+    assert cfg["train"]["epochs"] == 3
+    assert cfg["model"]["name"] == "attention"
+    assert cfg["model"]["units"] == 128  # from full.yaml
+    assert cfg["train"]["learning_rate"] == 0.003  # default kept from quick.yaml
+
+
+def test_unknown_set_key_is_named():
+    with pytest.raises(ConfigError, match="unknown key 'train.epoch'"):
+        config.build_config(TASK.presets_dir, "quick", overrides=["train.epoch=3"])
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(ConfigError, match="'train.epochs' expects a int"):
+        config.build_config(TASK.presets_dir, "quick", overrides=["train.epochs=many"])
+
+
+def test_set_without_equals():
+    with pytest.raises(ConfigError, match="expected key=value"):
+        config.parse_set(["train.epochs"])
+
+
+def test_config_file_and_unknown_preset(tmp_path):
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("model:\n  units: 32\n")
+    assert config.build_config(TASK.presets_dir, "quick", config_file=extra)["model"]["units"] == 32
+    with pytest.raises(ConfigError, match="no such preset"):
+        config.build_config(TASK.presets_dir, "huge")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        config.build_config(TASK.presets_dir, "quick", config_file=bad)

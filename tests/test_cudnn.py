@@ -1,0 +1,83 @@
+"""Every LSTM the project builds must run on cuDNN when a GPU is present.
+
+On this CPU-only machine we make Keras' TF backend believe a GPU is present and record the calls that reach its
+cuDNN function (`keras.src.backend.tensorflow.rnn._cudnn_lstm`). The recorder then raises NotImplementedError,
+which Keras treats as "cuDNN unavailable" and falls back to the generic loop, so the forward pass still completes.
+These are private Keras internals: the test pins the Keras minor version it was written against.
+"""
+import itertools
+
+import keras
+import numpy as np
+import pytest
+
+from lstm_apps.config import build_config
+from lstm_apps.layers import CUDNN_LSTM_ARGS
+from pipelines.keywords.model import MODELS, build_model
+from pipelines.keywords.task import TASK
+
+PINNED_KERAS = "3.15."
+
+
+def all_project_models():
+    """(name, model, example input) for every model the project can build."""
+    for name, bidirectional in itertools.product(MODELS, (False, True)):
+        cfg = build_config(TASK.presets_dir, "quick",
+                           overrides=[f"model.name={name}", f"model.bidirectional={str(bidirectional).lower()}"])
+        normalizer = keras.layers.Normalization(axis=-1, mean=0.0, variance=1.0)
+        model = build_model(cfg, num_classes=10, sample_rate=8000, num_samples=8000, normalizer=normalizer)
+        yield f"keywords/{name}/bidirectional={bidirectional}", model, np.zeros((2, 8000), "float32")
+
+
+def lstm_layers(model):
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, keras.layers.LSTM)]
+
+
+@pytest.fixture
+def cudnn_recorder(monkeypatch):
+    assert keras.version().startswith(PINNED_KERAS), (
+        f"this test patches Keras {PINNED_KERAS}x internals; re-check keras/src/backend/tensorflow/rnn.py "
+        f"for Keras {keras.version()} and update PINNED_KERAS")
+    import importlib
+
+    rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+
+    calls = []
+
+    def record(inputs, initial_state_h, initial_state_c, kernel, recurrent_kernel, bias, mask, *args):
+        calls.append({"mask": mask})
+        raise NotImplementedError  # Keras falls back to the generic kernel, as without a GPU
+
+    monkeypatch.setattr(rnn, "_is_gpu_available", lambda: True)
+    monkeypatch.setattr(rnn, "_cudnn_lstm", record)
+    return calls
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_every_lstm_takes_the_cudnn_path(cudnn_recorder, training):
+    checked = 0
+    for name, model, example in all_project_models():
+        layers = lstm_layers(model)
+        assert layers, f"{name}: no LSTM found"
+        for layer in layers:
+            cell = layer.cell
+            assert keras.activations.serialize(cell.activation) == CUDNN_LSTM_ARGS["activation"], name
+            assert keras.activations.serialize(cell.recurrent_activation) == "sigmoid", name
+            assert cell.recurrent_dropout == 0 and not layer.unroll and cell.use_bias, name
+            assert layer.use_cudnn in ("auto", True), name
+        cudnn_recorder.clear()
+        model(example, training=training)
+        assert len(cudnn_recorder) == len(layers), (
+            f"{name}: {len(cudnn_recorder)} of {len(layers)} LSTMs reached the cuDNN kernel")
+        checked += 1
+    assert checked == 2 * len(MODELS)
+
+
+def test_recorder_catches_a_non_cudnn_layer(cudnn_recorder):
+    """The check can fail: an LSTM with recurrent_dropout never reaches cuDNN."""
+    layer = keras.layers.LSTM(4, recurrent_dropout=0.1)
+    layer(np.zeros((1, 3, 2), "float32"))
+    assert cudnn_recorder == []
+    keras.layers.LSTM(4)(np.zeros((1, 3, 2), "float32"))
+    assert len(cudnn_recorder) == 1

@@ -1,0 +1,122 @@
+"""Train -> evaluate -> predict -> export on real FSDD clips, and the export answering like the Keras model in a
+fresh Python process."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from lstm_apps.cli import main
+from lstm_apps.export import WARMUP_FILE, read_warmup_requests
+
+EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, fsdd_dir):
+    run_dir = tmp_path_factory.mktemp("keywords") / "run"
+    assert main(["keywords", "train", "--data-dir", str(fsdd_dir), "--run-dir", str(run_dir),
+                 "--set", f"train.epochs={EPOCHS}"]) == 0
+    return run_dir
+
+
+def test_training_wrote_a_self_describing_run(trained_run):
+    for name in ("config.yaml", "labels.json", "model.keras", "best.weights.h5", "history.csv",
+                 "learning_curve.png"):
+        assert (trained_run / name).exists(), name
+    assert not (trained_run / "backup").exists(), "the backup is removed once training has finished"
+    assert list((trained_run / "logs").rglob("events.out.tfevents*")), "TensorBoard logs"
+    rows = (trained_run / "history.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[2]) for r in rows]  # epoch,accuracy,loss,...
+    assert len(rows) == EPOCHS and losses[-1] < 0.6 * losses[0], "training loss must fall"
+
+
+def test_evaluate_is_well_above_chance_on_held_out_clips(trained_run, capsys):
+    assert main(["keywords", "evaluate", "--run-dir", str(trained_run), "--split", "test"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    saved = json.loads((trained_run / "metrics-test.json").read_text())
+    assert printed == saved
+    assert saved["examples"] == 300 and saved["accuracy"] > 0.6  # chance is 0.1
+    assert set(saved["per_class"]) == {str(d) for d in range(10)}
+    assert np.trace(np.array(saved["confusion_matrix"])) == round(saved["accuracy"] * 300)
+    assert (trained_run / "confusion-test.png").stat().st_size > 1000
+
+
+def test_predict_reads_wav_flac_and_ogg(trained_run, fsdd_dir, tmp_path, capsys):
+    source = fsdd_dir / "recordings" / "7_jackson_0.wav"
+    samples, rate = soundfile.read(source)
+    flac, ogg = tmp_path / "seven.flac", tmp_path / "seven.ogg"
+    soundfile.write(flac, samples, rate)
+    soundfile.write(ogg, samples, rate)
+    assert main(["keywords", "predict", "--run-dir", str(trained_run), str(source), str(flac), str(ogg)]) == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["input"] for r in results] == [str(source), str(flac), str(ogg)]
+    assert results[0]["label"] == results[1]["label"]  # FLAC is lossless: same input, same answer
+    assert results[0]["probability"] == pytest.approx(results[1]["probability"], abs=1e-5)
+    assert all(0 < r["probability"] <= 1 for r in results)
+
+
+FRESH_PROCESS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    serving = tf.saved_model.load(sys.argv[1]).signatures
+    paths = sys.argv[3:]
+    waveforms = np.load(sys.argv[2])
+    by_wave = serving["serving_default"](waveform=tf.constant(waveforms))
+    by_wav = serving["serving_wav"](wav=tf.constant([tf.io.read_file(p).numpy() for p in paths]))
+    print(json.dumps({
+        "labels": [s.decode() for s in by_wave["label"].numpy()],
+        "wav_labels": [s.decode() for s in by_wav["label"].numpy()],
+        "probabilities": by_wave["probabilities"].numpy().tolist(),
+        "wav_probabilities": by_wav["probabilities"].numpy().tolist(),
+    }))
+""")
+
+
+def test_export_answers_like_the_keras_model_in_a_fresh_process(trained_run, fsdd_dir, tmp_path, capsys):
+    export_dir = tmp_path / "export"
+    assert main(["keywords", "export", "--run-dir", str(trained_run), "--export-dir", str(export_dir)]) == 0
+    assert main(["keywords", "export", "--run-dir", str(trained_run), "--export-dir", str(export_dir)]) == 0
+    assert sorted(p.name for p in export_dir.iterdir()) == ["1", "2"], "versions only, no staging folders left"
+    version = export_dir / "1"
+    assert (version / "saved_model.pb").exists()
+    warmup = read_warmup_requests(version)
+    assert set(warmup) == {"serving_default", "serving_wav"}
+
+    paths = [fsdd_dir / "recordings" / f"{d}_{s}_{i}.wav" for d, s, i in
+             [(0, "george", 0), (3, "lucas", 1), (5, "nicolas", 2), (8, "yweweler", 3), (9, "theo", 4)]]
+    model = keras.saving.load_model(trained_run / "model.keras")
+    labels = json.loads((trained_run / "labels.json").read_text())
+    waveforms = np.stack([np.pad(soundfile.read(p, dtype="float32")[0], (0, 8000))[:8000] for p in paths])
+    expected = model.predict(waveforms, verbose=0)
+    np.save(tmp_path / "waveforms.npy", waveforms)
+    script = tmp_path / "serve.py"
+    script.write_text(FRESH_PROCESS)
+    result = subprocess.run([sys.executable, str(script), str(version), str(tmp_path / "waveforms.npy"),
+                             *map(str, paths)], capture_output=True, text=True, timeout=300, check=True)
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-5)
+    np.testing.assert_allclose(answer["wav_probabilities"], expected, atol=1e-5)
+    assert answer["labels"] == answer["wav_labels"] == [labels[i] for i in expected.argmax(-1)]
+
+    capsys.readouterr()
+    assert main(["keywords", "predict", "--model", str(export_dir), *map(str, paths)]) == 0
+    served = [json.loads(line)["label"] for line in capsys.readouterr().out.strip().splitlines()]
+    assert served == answer["labels"]
+
+
+def test_saved_model_cli_shows_both_signatures(trained_run, tmp_path):
+    export_dir = tmp_path / "export"
+    assert main(["keywords", "export", "--run-dir", str(trained_run), "--export-dir", str(export_dir)]) == 0
+    cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", str(export_dir / "1"),
+           "--tag_set", "serve", "--signature_def"]
+    default = subprocess.run([*cli, "serving_default"], capture_output=True, text=True, check=True).stdout
+    assert "inputs['waveform'] tensor_info" in default and "outputs['label']" in default
+    wav = subprocess.run([*cli, "serving_wav"], capture_output=True, text=True, check=True).stdout
+    assert "inputs['wav'] tensor_info" in wav and "DT_STRING" in wav

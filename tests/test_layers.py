@@ -1,0 +1,85 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lstm_apps.errors import DataError
+from lstm_apps.layers import AttentionPooling, LSTMStack, LogMelSpectrogram, SpecAugment, lengths_to_mask, pad_right
+
+
+def _roundtrip(model, tmp_path, inputs):
+    path = tmp_path / "m.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(model.predict(inputs, verbose=0), restored.predict(inputs, verbose=0), atol=1e-6)
+    return restored
+
+
+def test_lstm_stack_shapes_and_serialization(tmp_path):
+    inputs = keras.Input((7, 5))
+    outputs = LSTMStack(6, num_layers=2, bidirectional=True, dropout=0.3)(inputs)
+    model = keras.Model(inputs, outputs)
+    assert model.output_shape == (None, 12)
+    x = np.random.default_rng(0).normal(size=(3, 7, 5)).astype("float32")
+    restored = _roundtrip(model, tmp_path, x)
+    assert restored.layers[1].get_config()["num_layers"] == 2
+
+
+def test_lstm_stack_matches_plain_keras_lstms():
+    """The stack is exactly LSTM -> LSTM (dropout only acts in training)."""
+    x = np.random.default_rng(1).normal(size=(2, 4, 3)).astype("float32")
+    stack = LSTMStack(5, num_layers=2)
+    out = stack(x).numpy()
+    first, second = stack.recurrent_layers
+    np.testing.assert_allclose(out, second(first(x)).numpy(), atol=1e-6)
+
+
+def test_lstm_stack_respects_right_padded_mask():
+    """Masked steps do not change the final output: padding a sequence leaves its result unchanged."""
+    stack = LSTMStack(4, num_layers=2, return_sequences=False)
+    x = np.random.default_rng(2).normal(size=(1, 3, 2)).astype("float32")
+    padded = np.concatenate([x, np.full((1, 2, 2), 9.0, "float32")], axis=1)
+    mask = lengths_to_mask([3], 5)
+    np.testing.assert_allclose(stack(x).numpy(), stack(padded, mask=mask).numpy(), atol=1e-6)
+
+
+def test_padding_helpers_reject_empty_sequences():
+    assert pad_right([[1, 2, 3], [4]]).tolist() == [[1, 2, 3], [4, 0, 0]]
+    with pytest.raises(DataError, match="sequence 1 is empty"):
+        pad_right([[1], []], source="batch.txt")
+    assert lengths_to_mask([2, 1], 3).numpy().tolist() == [[True, True, False], [True, False, False]]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="has length 0"):
+        lengths_to_mask([2, 0], 3)
+
+
+def test_attention_pooling_is_the_softmax_weighted_sum(tmp_path):
+    x = np.random.default_rng(3).normal(size=(2, 5, 4)).astype("float32")
+    layer = AttentionPooling(return_attention=True)
+    pooled, weights = (t.numpy() for t in layer(x))
+    query = layer.query(x[:, 2]).numpy()  # middle step of 5
+    scores = np.einsum("btf,bf->bt", x, query)
+    expected_weights = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
+    np.testing.assert_allclose(weights, expected_weights, rtol=1e-5)
+    np.testing.assert_allclose(pooled, np.einsum("bt,btf->bf", expected_weights, x), rtol=1e-5, atol=1e-6)
+    inputs = keras.Input((5, 4))
+    _roundtrip(keras.Model(inputs, AttentionPooling()(inputs)), tmp_path, x)
+
+
+def test_spec_augment_masks_only_in_training():
+    features = tf.ones((4, 50, 20))
+    layer = SpecAugment(time_masks=2, max_time_width=6, freq_masks=2, max_freq_width=4, seed=0)
+    np.testing.assert_array_equal(layer(features, training=False).numpy(), features.numpy())
+    masked = layer(features, training=True).numpy()
+    zero_fraction = (masked == 0).mean()
+    assert 0 < zero_fraction < 0.6
+    # masks are whole bands: a masked frame is zero in every bin
+    frame_zero = (masked == 0).all(axis=2)
+    assert frame_zero.any()
+
+
+def test_log_mel_layer_serializes(tmp_path):
+    inputs = keras.Input((8000,))
+    model = keras.Model(inputs, LogMelSpectrogram(sample_rate=8000, num_mfcc=13)(inputs))
+    assert model.output_shape == (None, 98, 13)
+    x = np.random.default_rng(4).normal(scale=0.1, size=(2, 8000)).astype("float32")
+    _roundtrip(model, tmp_path, x)

@@ -1,0 +1,61 @@
+"""The tutorial notebook runs end to end on the real FSDD (shrunk to 2 epochs) and its model really learned.
+
+Executed with nbclient in the notebooks folder (as Jupyter and nbmake run it); the executed copy is written to the
+test's tmp_path for inspection.
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+EPOCHS = 2
+# Ten digits: chance is 0.10. Two quick-preset epochs reach about 0.6-0.7 test accuracy on 2 CPU cores (measured
+# over several runs); 0.4 is four times chance yet leaves room for run-to-run variation.
+MIN_ACCURACY = 0.4
+
+
+def outputs_of(nb):
+    return [output for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
+
+
+def json_lines(nb, key):
+    """Every JSON object with `key` printed on its own line by a code cell."""
+    found = []
+    for output in outputs_of(nb):
+        if output.get("output_type") == "stream" and output.get("name") == "stdout":
+            for line in output["text"].splitlines():
+                if line.startswith("{") and key in line:
+                    found.append(json.loads(line))
+    return found
+
+
+@pytest.mark.slow
+def test_speech_keywords_notebook(fsdd_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTM_APPS_FSDD", str(fsdd_dir))
+    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_EPOCHS", str(EPOCHS))
+    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_WORK_DIR", str(tmp_path / "work"))
+    (tmp_path / "work").mkdir()
+    nb = nbformat.read(NOTEBOOKS / "speech_keywords.ipynb", as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    try:
+        client.execute()  # (a) raises CellExecutionError (cell source + traceback) if any cell fails
+    finally:
+        nbformat.write(nb, tmp_path / "speech_keywords.executed.ipynb")
+
+    errors = [o for o in outputs_of(nb) if o.get("output_type") == "error"]
+    assert not errors, errors
+
+    # (b) the accuracy the notebook's evaluation reported, as its last code cell prints it
+    records = json_lines(nb, "test_accuracy")
+    assert len(records) == 1, f"expected one JSON line with test_accuracy, got {records}"
+    assert records[0]["epochs"] == EPOCHS
+    assert records[0]["test_accuracy"] > MIN_ACCURACY, records[0]
+
+    # (c) inline figures: the waveform/spectrogram plot, the learning curve and the confusion matrix
+    images = [o for o in outputs_of(nb) if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    assert len(images) >= 3, f"expected at least 3 PNG outputs, got {len(images)}"
