@@ -1,0 +1,54 @@
+"""SIGKILL in the middle of an epoch, the same command again: training continues from the backup."""
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+EPOCHS = 4
+
+
+def history_epochs(run_dir):
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume(fsdd_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "pipelines.keywords", "train", "--data-dir", str(fsdd_dir), "--run-dir",
+               str(run_dir), "--set", f"train.epochs={EPOCHS}"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    while len(history_epochs(run_dir)) < 1 and time.time() < deadline:
+        assert first.poll() is None, first.stdout.read()[-2000:]
+        time.sleep(0.2)
+    time.sleep(1.0)  # an epoch takes several seconds: we are now inside epoch 2
+    done_at_kill = history_epochs(run_dir)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert first.returncode == -signal.SIGKILL
+    assert 1 <= len(done_at_kill) < EPOCHS, "the kill must land mid-run"
+    assert (run_dir / "backup").is_dir() and not (run_dir / "model.keras").exists()
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "resuming keywords run" in second.stdout
+    epochs_run = [int(n) for n in re.findall(r"Epoch (\d+)/%d" % EPOCHS, second.stdout)]
+    assert epochs_run and epochs_run[0] == len(done_at_kill) + 1, "resumed from the backup, not from epoch 1"
+    assert history_epochs(run_dir) == list(range(EPOCHS))
+    assert (run_dir / "model.keras").exists() and not (run_dir / "backup").exists()
+
+    evaluated = subprocess.run([sys.executable, "-m", "pipelines.keywords", "evaluate", "--run-dir", str(run_dir)],
+                               capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0 and (run_dir / "metrics-test.json").exists()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "holds a finished run" in again.stderr, "a finished run is never overwritten"
