@@ -26,15 +26,17 @@ def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overri
     task.train(cfg, data, Path(run_dir))
 
 
-def load_run_config(run_dir):
+def load_run_config(task, run_dir):
+    """The run's config.yaml over the task's defaults (so a run from an older version gains new keys)."""
     path = Path(run_dir) / training.CONFIG_FILE
     if not path.exists():
         raise RunDirError(f"{run_dir}: not a run dir (no {training.CONFIG_FILE}); expected the --run-dir of train")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    defaults = config_lib.load_yaml(Path(task.presets_dir) / "quick.yaml")
+    return config_lib.merge(defaults, yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
 
 
 def evaluate(task, run_dir, split):
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(task, run_dir)
     metrics = task.evaluate(cfg, Path(run_dir), split)
     config_lib.write_atomic(Path(run_dir) / f"metrics-{split}.json", _json(metrics))
     return metrics
@@ -42,12 +44,12 @@ def evaluate(task, run_dir, split):
 
 def predict(task, inputs, run_dir=None, model_dir=None):
     if run_dir is not None:
-        return task.predict(load_run_config(run_dir), inputs, run_dir=Path(run_dir))
+        return task.predict(load_run_config(task, run_dir), inputs, run_dir=Path(run_dir))
     return task.predict_saved_model(resolve_saved_model(model_dir), inputs)
 
 
 def export(task, run_dir, export_dir):
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(task, run_dir)
     return task.export(cfg, Path(run_dir), Path(export_dir))
 
 

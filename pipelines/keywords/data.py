@@ -42,6 +42,7 @@ class KeywordData:
     targets: dict = field(default_factory=dict)  # split -> list of label ids
     silence: dict = field(default_factory=dict)  # split -> float32 [n, num_samples]
     noise_bank: np.ndarray = None                # float32 [recordings, samples] for noise mixing
+    audio_backend: str = "tf"                    # lstm_apps.inputs.audio.AUDIO_BACKENDS key
 
 
 def download(name):
@@ -87,7 +88,8 @@ def load(cfg):
     for path, _, _ in examples:
         check_audio_file(path, rate, allow_resample=data_cfg["resample"])
     num_samples = int(round(data_cfg["clip_seconds"] * rate))
-    data = KeywordData(layout=layout, labels=labels, sample_rate=rate, num_samples=num_samples)
+    data = KeywordData(layout=layout, labels=labels, sample_rate=rate, num_samples=num_samples,
+                       audio_backend=data_cfg["audio_backend"])
     index = {label: i for i, label in enumerate(labels)}
     for split in SPLITS:
         chosen = [(p, l) for p, l, s in examples if s == split]

@@ -22,7 +22,7 @@ EXPORT_INFO = Path("assets.extra") / "lstm_apps.yaml"
 
 def waveform_dataset(data, split):
     """(waveform, label id) for one split: files decoded in tf.data, plus the split's silence clips; cached."""
-    files = load_waveform_dataset(data.files[split], data.sample_rate, data.num_samples)
+    files = load_waveform_dataset(data.files[split], data.sample_rate, data.num_samples, data.audio_backend)
     ds = tf.data.Dataset.zip(files, tf.data.Dataset.from_tensor_slices(np.array(data.targets[split], np.int32)))
     if split in data.silence and len(data.silence[split]):
         silence_id = data.labels.index(data_lib.SILENCE)
