@@ -83,9 +83,9 @@ class LearningCurvePlot(keras.callbacks.Callback):
 
 
 def plot_learning_curve(run_dir):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """learning_curve.png from history.csv (drawn on a bare Figure: no pyplot, so a notebook's backend is kept)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     run_dir = Path(run_dir)
     history = run_dir / HISTORY_FILE
@@ -96,19 +96,20 @@ def plot_learning_curve(run_dir):
     if not rows:
         return
     metrics = [k for k in rows[0] if k != "epoch" and not k.startswith("val_") and k != "learning_rate"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    fig = Figure(figsize=(5 * len(metrics), 3.5))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     epochs = [int(r["epoch"]) + 1 for r in rows]
     for ax, name in zip(axes[0], metrics):
         ax.plot(epochs, [float(r[name]) for r in rows], label=f"train {name}")
         if f"val_{name}" in rows[0]:
             ax.plot(epochs, [float(r[f"val_{name}"]) for r in rows], label=f"validation {name}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         ax.legend()
     fig.tight_layout()
     tmp = run_dir / ".learning_curve.tmp.png"
     fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     os.replace(tmp, run_dir / "learning_curve.png")
 
 
@@ -156,6 +157,8 @@ def save_model(model, path):
 
 
 def load_model(run_dir):
+    import lstm_apps.layers  # noqa: F401  registers the custom layers with Keras before deserializing
+
     path = Path(run_dir) / MODEL_FILE
     if not path.exists():
         raise RunDirError(f"{run_dir}: no finished model ({MODEL_FILE}); run train first (or let it finish)")

@@ -1,4 +1,5 @@
 """The tutorial notebook runs end to end on the real FSDD (shrunk to 2 epochs) and its model really learned.
+About a minute on 2 CPU cores, so not marked slow.
 
 Executed with nbclient in the notebooks folder (as Jupyter and nbmake run it); the executed copy is written to the
 test's tmp_path for inspection.
@@ -13,9 +14,9 @@ nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EPOCHS = 2
-# Ten digits: chance is 0.10. Two quick-preset epochs reach about 0.6-0.7 test accuracy on 2 CPU cores (measured
-# over several runs); 0.4 is four times chance yet leaves room for run-to-run variation.
-MIN_ACCURACY = 0.4
+# Ten digits: chance is 0.10. Two quick-preset epochs reached 0.91-0.95 test accuracy in 5 runs (training is not
+# deterministic); 0.7 is seven times chance and still 0.2 below the worst run seen.
+MIN_ACCURACY = 0.7
 
 
 def outputs_of(nb):
@@ -33,7 +34,6 @@ def json_lines(nb, key):
     return found
 
 
-@pytest.mark.slow
 def test_speech_keywords_notebook(fsdd_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTM_APPS_FSDD", str(fsdd_dir))
     monkeypatch.setenv("LSTM_APPS_NOTEBOOK_EPOCHS", str(EPOCHS))

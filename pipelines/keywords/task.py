@@ -198,17 +198,15 @@ def serving_endpoints(model, labels, sample_rate, num_samples):
 
 
 def plot_confusion_matrix(matrix, labels, path, split):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(labels), 1 + 0.6 * len(labels)))
+    fig = Figure(figsize=(1 + 0.6 * len(labels), 1 + 0.6 * len(labels)))
+    ax = fig.subplots()
     ConfusionMatrixDisplay(matrix, display_labels=labels).plot(ax=ax, colorbar=False, xticks_rotation=45)
     ax.set_title(f"confusion matrix ({split})")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def _audio_path(path):
