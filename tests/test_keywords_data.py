@@ -56,3 +56,28 @@ def test_which_set_is_speaker_stable():
     assert data_lib._which_set("0a7c2a8d_nohash_0.wav") == data_lib._which_set("0a7c2a8d_nohash_4.wav")
     counts = Counter(data_lib._which_set(f"{i:08x}_nohash_0.wav") for i in range(2000))
     assert 0.05 < counts["test"] / 2000 < 0.15 and 0.05 < counts["validation"] / 2000 < 0.15
+
+
+def test_downloader_fetches_and_extracts_into_the_cache(tmp_path, fsdd_dir, monkeypatch):
+    """The real keras.utils.get_file path, fed a file:// copy of the FSDD release archive layout."""
+    import tarfile
+
+    archive = tmp_path / "v1.0.10.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("0_theo_0.wav", "1_theo_5.wav", "2_theo_10.wav"):
+            tar.add(fsdd_dir / "recordings" / name, f"free-spoken-digit-dataset-1.0.10/recordings/{name}")
+    monkeypatch.setitem(data_lib.DOWNLOADS, "fsdd", (archive.as_uri(), "free-spoken-digit-dataset-1.0.10"))
+    (tmp_path / "cache").mkdir()
+    folder = data_lib.download("fsdd", cache_dir=str(tmp_path / "cache"))
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*.wav")) == ["0_theo_0.wav", "1_theo_5.wav",
+                                                                           "2_theo_10.wav"]
+    cfg = build_config(TASK.presets_dir, "quick")  # data.dir null: the downloader's folder is used
+    monkeypatch.setattr(data_lib, "download", lambda name: folder)
+    assert data_lib.load(cfg).layout == "fsdd" and cfg["data"]["dir"] == folder
+
+
+def test_downloader_failure_is_one_clear_line(monkeypatch, tmp_path):
+    from lstm_apps.errors import DataError
+    monkeypatch.setitem(data_lib.DOWNLOADS, "fsdd", ((tmp_path / "missing.tar.gz").as_uri(), ""))
+    with pytest.raises(DataError, match="could not download fsdd .* pass --data-dir"):
+        data_lib.download("fsdd", cache_dir=str(tmp_path / "cache"))

@@ -45,13 +45,15 @@ class KeywordData:
     audio_backend: str = "tf"                    # lstm_apps.inputs.audio.AUDIO_BACKENDS key
 
 
-def download(name):
+def download(name, cache_dir=None):
+    """Fetch and extract a public dataset into the Keras cache (`$KERAS_HOME` or ~/.keras); reused when present."""
     import keras
     if name not in DOWNLOADS:
         raise ConfigError(f"data.dataset: unknown dataset '{name}' (known: {', '.join(DOWNLOADS)})")
     url, inner = DOWNLOADS[name]
     try:
-        path = keras.utils.get_file(origin=url, extract=True, cache_subdir=f"datasets/lstm_apps_{name}")
+        path = keras.utils.get_file(origin=url, extract=True, cache_subdir=f"datasets/lstm_apps_{name}",
+                                    cache_dir=cache_dir)
     except Exception as error:
         raise DataError(f"could not download {name} from {url} ({error}); pass --data-dir with a local copy") \
             from None

@@ -10,7 +10,7 @@ import yaml
 from lstm_apps import export as export_lib
 from lstm_apps import training
 from lstm_apps.errors import ConfigError, DataError
-from lstm_apps.inputs.audio import (AUDIO_SUFFIXES, fit_length, load_waveform_dataset, mix_noise, read_audio,
+from lstm_apps.inputs.audio import (AUDIO_BACKENDS, AUDIO_SUFFIXES, fit_length, load_waveform_dataset, mix_noise, read_audio,
                                     time_shift, wav_bytes_to_input)
 from lstm_apps.tasks import Task
 from pipelines.keywords import data as data_lib
@@ -81,6 +81,9 @@ class KeywordsTask(Task):
     def load_data(self, cfg):
         if cfg["model"]["name"] not in MODELS:
             raise ConfigError(f"model.name: unknown model '{cfg['model']['name']}' (known: {', '.join(MODELS)})")
+        if cfg["data"]["audio_backend"] not in AUDIO_BACKENDS:
+            raise ConfigError(f"data.audio_backend: expected one of {', '.join(AUDIO_BACKENDS)}, "
+                              f"got '{cfg['data']['audio_backend']}'")
         if cfg["train"]["batch_size"] < 1 or cfg["train"]["epochs"] < 1:
             raise ConfigError("train.batch_size and train.epochs: expected positive integers")
         return data_lib.load(cfg)
