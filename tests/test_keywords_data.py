@@ -79,5 +79,6 @@ def test_downloader_fetches_and_extracts_into_the_cache(tmp_path, fsdd_dir, monk
 def test_downloader_failure_is_one_clear_line(monkeypatch, tmp_path):
     from lstm_apps.errors import DataError
     monkeypatch.setitem(data_lib.DOWNLOADS, "fsdd", ((tmp_path / "missing.tar.gz").as_uri(), ""))
+    (tmp_path / "cache").mkdir()
     with pytest.raises(DataError, match="could not download fsdd .* pass --data-dir"):
         data_lib.download("fsdd", cache_dir=str(tmp_path / "cache"))
