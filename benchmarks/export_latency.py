@@ -42,7 +42,7 @@ DEFAULT_CLIP = Path("recordings") / "3_lucas_0.wav"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="an export dir or one SavedModel version folder (default: train a tiny one)")
     p.add_argument("--data-dir", default=str(_common.default_data_dir("fsdd")),
@@ -127,7 +127,7 @@ def main(argv=None):
         if temp is not None and not args.keep:
             shutil.rmtree(temp, ignore_errors=True)
         elif trained:
-            print(f"kept the tiny run and export in {work_dir}")
+            print(f"kept the tiny run and export in {work_dir}", file=sys.stderr)  # stdout ends with the JSON
 
 
 def measure(args, model_dir, clip, trained):

@@ -1,6 +1,6 @@
 """LSTM language-model training-step throughput: Keras (lstm_apps.layers.LSTMStack) vs torch.nn.LSTM on the CPU.
 
-What it measures: tokens/s (batch x steps per second) of one full training step (forward, sparse cross-entropy
+What it measures: tokens/s (batch x sequence steps / step time) of one full training step (forward, sparse cross-entropy
 loss, backward, plain SGD update) of the same word-level LSTM language model in both frameworks, on the same
 shapes and the same random token batches:
 
@@ -22,7 +22,8 @@ Each framework runs in its own subprocess (so neither's thread pools or spinning
 one after the other, with the same thread count (--threads, default: all cores) set through
 `tf.config.threading.set_{intra,inter}_op_parallelism_threads` and `torch.set_num_threads` /
 `torch.set_num_interop_threads`. Each warms up (--warmup steps, which also pays for tracing) and then times
---steps steps; with --repeats R the frameworks alternate R times and the best and median runs are reported.
+--steps steps one by one; the figure uses the median step time (robust to bursts of other work on the machine).
+With --repeats R the frameworks alternate R times and the median (and best) of the runs is reported.
 
 Run:
     python benchmarks/lstm_throughput.py                      # both shapes, 10 timed steps each (~2 min on 2 cores)
@@ -52,7 +53,7 @@ DISTINCT_BATCHES = 4
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", default="ptb-small,512x2",
                    help=f"comma-separated shape names: {', '.join(CONFIGS)} (default: both)")
@@ -69,7 +70,7 @@ def parse_args(argv=None):
                    default=os.environ.get("OMP_WAIT_POLICY", "passive").lower(),
                    help="OMP_WAIT_POLICY for the workers (torch's CPU kernels use OpenMP; TF's do not). passive "
                         "(default, unless OMP_WAIT_POLICY is set) keeps idle OpenMP threads from spinning, which on a "
-                        "busy machine made torch 5-7x slower here; 'default' leaves it unset (libgomp's own policy)")
+                        "busy machine made torch 4-7x slower here; 'default' leaves it unset (libgomp's own policy)")
     p.add_argument("--keras-jit", action="store_true", help="compile the Keras train step with XLA")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--worker", choices=["keras", "torch"], help=argparse.SUPPRESS)
@@ -91,12 +92,12 @@ def time_steps(step, batches, warmup, steps):
     first = time.perf_counter() - start
     for i in range(1, warmup):
         step(*batches[i % len(batches)])
-    losses = []
-    start = time.perf_counter()
+    times = []
     for i in range(steps):
-        losses.append(step(*batches[i % len(batches)]))
-    seconds = time.perf_counter() - start
-    return first, seconds, losses[-1]
+        start = time.perf_counter()
+        loss = step(*batches[i % len(batches)])  # a Python float: the step has finished
+        times.append(time.perf_counter() - start)
+    return first, times, loss
 
 
 # --------------------------------------------------------------------------------------------------- workers
@@ -118,9 +119,9 @@ def keras_worker(shape, args):
     model.compile(optimizer=keras.optimizers.SGD(args.lr), loss="sparse_categorical_crossentropy",
                   jit_compile=args.keras_jit)
     batches = [(tf.constant(x), tf.constant(y)) for x, y in token_batches(batch, steps, vocab, args.seed)]
-    first, seconds, loss = time_steps(lambda x, y: float(model.train_on_batch(x, y)), batches, args.warmup,
-                                      args.steps)
-    return {"params": int(model.count_params()), "first_step_s": first, "seconds": seconds, "last_loss": loss,
+    first, times, loss = time_steps(lambda x, y: float(model.train_on_batch(x, y)), batches, args.warmup,
+                                    args.steps)
+    return {"params": int(model.count_params()), "first_step_s": first, "step_s": times, "last_loss": loss,
             "version": f"tensorflow {tf.__version__} / keras {keras.__version__}",
             "threads": [tf.config.threading.get_intra_op_parallelism_threads(),
                         tf.config.threading.get_inter_op_parallelism_threads()]}
@@ -159,8 +160,8 @@ def torch_worker(shape, args):
         optimizer.step()
         return loss.item()
 
-    first, seconds, loss = time_steps(step, batches, args.warmup, args.steps)
-    return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": first, "seconds": seconds,
+    first, times, loss = time_steps(step, batches, args.warmup, args.steps)
+    return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": first, "step_s": times,
             "last_loss": loss, "version": f"torch {torch.__version__}",
             "threads": [torch.get_num_threads(), torch.get_num_interop_threads()]}
 
@@ -231,22 +232,27 @@ def main(argv=None):
         for repeat in range(args.repeats):
             for framework in frameworks:
                 result = spawn(framework, shape, args)
-                result["tokens_per_s"] = batch * steps * args.steps / result["seconds"]
+                result["median_step_s"] = statistics.median(result["step_s"])
+                result["tokens_per_s"] = batch * steps / result["median_step_s"]
+                result["mean_tokens_per_s"] = batch * steps * len(result["step_s"]) / sum(result["step_s"])
                 runs[framework].append(result)
                 versions[framework] = result["version"]
                 print(f"  {name:<10} {framework:<5} run {repeat + 1}/{args.repeats}: "
-                      f"{result['tokens_per_s']:9.0f} tokens/s, {1000 * result['seconds'] / args.steps:8.1f} ms/step "
+                      f"{result['tokens_per_s']:9.0f} tokens/s, median {1000 * result['median_step_s']:7.1f} ms/step "
+                      f"(mean {1000 * statistics.mean(result['step_s']):7.1f}) "
                       f"(first step {result['first_step_s']:.2f} s, threads {result['threads']}, "
                       f"params {result['params']:,}, loss {result['last_loss']:.3f})", flush=True)
         summary = {}
         for framework, results in runs.items():
             rates = [r["tokens_per_s"] for r in results]
             summary[framework] = {"best": max(rates), "median": statistics.median(rates),
+                                  "mean_of_steps": statistics.median(r["mean_tokens_per_s"] for r in results),
                                   "params": results[0]["params"], "first_step_s": results[0]["first_step_s"]}
-        row = {"config": name, "layers": layers, "units": units, "batch": batch, "steps": steps, "vocab": vocab}
+        row = {"config": name, "layers": layers, "units": units, "batch": batch, "seq_len": steps, "vocab": vocab}
         for framework in frameworks:
             row[f"{framework}_tokens_per_s"] = summary[framework]["median"]
             row[f"{framework}_best_tokens_per_s"] = summary[framework]["best"]
+            row[f"{framework}_tokens_per_s_from_mean_step"] = summary[framework]["mean_of_steps"]
             row[f"{framework}_ms_per_step"] = 1000 * batch * steps / summary[framework]["median"]
             row[f"{framework}_params"] = summary[framework]["params"]
         if len(frameworks) == 2:
@@ -254,14 +260,15 @@ def main(argv=None):
         rows.append(row)
 
     columns = [("config", "config", None), ("layers", "layers", "d"), ("units", "units", "d"),
-               ("batch", "batch", "d"), ("steps", "steps", "d"), ("vocab", "vocab", "d")]
+               ("batch", "batch", "d"), ("seq_len", "seq len", "d"), ("vocab", "vocab", "d")]
     for framework in frameworks:
         columns += [(f"{framework}_tokens_per_s", f"{framework} tok/s", ".0f"),
                     (f"{framework}_ms_per_step", f"{framework} ms/step", ".1f")]
     if len(frameworks) == 2:
         columns.append(("keras_over_torch", "keras/torch", ".2f"))
-    notes = [f"tokens/s = batch x steps x timed steps / seconds; median of {args.repeats} run(s) "
-             f"(best in the JSON); {args.steps} timed steps after {args.warmup} warm-up steps",
+    notes = [f"tokens/s = batch x seq len / median step time (the median shrugs off bursts of other work); "
+             f"median of {args.repeats} run(s) (best, and the rate from the mean step, in the JSON); "
+             f"{args.steps} timed steps after {args.warmup} warm-up steps",
              f"threads: {args.threads} (intra-op and inter-op) for both; "
              f"OMP_WAIT_POLICY={args.omp_wait_policy}; keras jit_compile={args.keras_jit}; SGD lr={args.lr}",
              "versions: " + "; ".join(versions.values()),

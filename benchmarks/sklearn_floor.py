@@ -4,13 +4,15 @@ What it measures: test-set accuracy of a classic non-neural baseline on the keyw
 split definitions as the LSTM pipeline (`pipelines.keywords.data.load`, which returns files and label ids per
 split):
 
-* features: per clip, librosa MFCCs (--n-mfcc, default 20; 25 ms windows, 10 ms hop, 40 mel bands) and, with
-  --deltas 1 or 2 (default 2), their first/second time derivatives; each row summarised by its mean and standard
-  deviation over time (default 20 x 3 x 2 = 120 numbers). The raw clip is used (no padding: padding with zeros
-  would add silence frames to the statistics). Audio is read with soundfile (`lstm_apps.inputs.audio.read_audio_py`).
+* features: per clip, leading/trailing silence trimmed (librosa.effects.trim, --trim-db 30; Speech Commands clips
+  are 1 s with the word somewhere inside, FSDD clips are already trimmed), then librosa MFCCs (--n-mfcc 20,
+  --frame-ms 25 windows, --hop-ms 10, --n-mels 40) and, with --deltas 1 or 2 (default 2), their first/second
+  time derivatives; each row summarised by its mean and standard deviation over time (default 20 x 3 x 2 = 120
+  numbers). No padding (zeros would add silence frames to the statistics). Audio is read with soundfile
+  (`lstm_apps.inputs.audio.read_audio_py`).
 * classifier: StandardScaler + SVC(kernel="rbf"). C and gamma come from a small fixed grid
-  (C in {1, 10, 100} x gamma in {0.5, 1, 2} / n_features) chosen by 3-fold cross-validation on the training data
-  only (folds grouped by speaker where the task is speaker-independent), or fixed with --fixed C,GAMMA.
+  (C in {1, 10, 100} x gamma in {0.25, 0.5, 1} / n_features) chosen by 3-fold cross-validation on the training
+  data only (folds grouped by speaker where the task is speaker-independent), or fixed with --fixed C,GAMMA.
 * training data: every clip outside the test split (the pipeline's train + validation splits; --fit-on train
   uses train only).
 
@@ -38,11 +40,11 @@ import _common
 
 TASKS = ("fsdd-official", "fsdd-speaker", "sc-core")
 C_GRID = (1.0, 10.0, 100.0)
-GAMMA_FACTORS = (0.5, 1.0, 2.0)  # x 1/n_features (= sklearn's gamma="scale" on standardised features)
+GAMMA_FACTORS = (0.25, 0.5, 1.0)  # x 1/n_features (= sklearn's gamma="scale" on standardised features)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated: {', '.join(TASKS)} (default: all)")
     p.add_argument("--data-root", default=str(_common.shared_data_root()),
@@ -52,6 +54,12 @@ def parse_args(argv=None):
     p.add_argument("--n-mfcc", type=int, default=20, help="MFCCs per frame (default 20)")
     p.add_argument("--deltas", type=int, choices=(0, 1, 2), default=2,
                    help="add 1st (1) or 1st and 2nd (2) time derivatives (default 2)")
+    p.add_argument("--frame-ms", type=float, default=25.0, help="analysis window (default 25 ms)")
+    p.add_argument("--hop-ms", type=float, default=10.0, help="frame step (default 10 ms)")
+    p.add_argument("--n-mels", type=int, default=40, help="mel bands under the MFCCs (default 40)")
+    p.add_argument("--trim-db", type=float, default=30.0,
+                   help="trim leading/trailing audio quieter than this many dB below the clip's peak before "
+                        "the statistics (librosa.effects.trim; 0 = off; default 30)")
     p.add_argument("--fixed", metavar="C,GAMMA",
                    help="skip the grid: fixed C and gamma (a number, or 'scale')")
     p.add_argument("--fit-on", choices=("train+validation", "train"), default="train+validation",
@@ -62,21 +70,26 @@ def parse_args(argv=None):
 
 
 # ----------------------------------------------------------------------------------------------- features
-def clip_features(path, n_mfcc, deltas):
+def clip_features(path, args):
+    """One clip -> [2 x n_mfcc x (1 + deltas)] float32: mean and std over time of MFCCs (and their deltas)."""
     import librosa
     import numpy as np
 
     from lstm_apps.inputs.audio import read_audio_py
 
     samples, rate = read_audio_py(path)
-    win = int(round(0.025 * rate))
+    if args.trim_db:
+        trimmed, _ = librosa.effects.trim(samples, top_db=args.trim_db)
+        if len(trimmed) >= int(0.1 * rate):  # keep at least 100 ms (else the raw clip)
+            samples = trimmed
+    win = int(round(args.frame_ms / 1000 * rate))
     n_fft = 1 << (win - 1).bit_length()
-    mfcc = librosa.feature.mfcc(y=samples, sr=rate, n_mfcc=n_mfcc, n_fft=n_fft, win_length=win,
-                                hop_length=int(round(0.010 * rate)), n_mels=40)
+    mfcc = librosa.feature.mfcc(y=samples, sr=rate, n_mfcc=args.n_mfcc, n_fft=n_fft, win_length=win,
+                                hop_length=int(round(args.hop_ms / 1000 * rate)), n_mels=args.n_mels)
     rows = [mfcc]
-    if deltas:
-        width = min(9, mfcc.shape[1] - (1 - mfcc.shape[1] % 2))  # odd, <= frames (shortest FSDD clip: 15)
-        rows += [librosa.feature.delta(mfcc, width=max(width, 3), order=order) for order in range(1, deltas + 1)]
+    width = min(9, mfcc.shape[1] - (1 - mfcc.shape[1] % 2))  # odd and <= frames
+    for order in range(1, args.deltas + 1):
+        rows.append(librosa.feature.delta(mfcc, width=width, order=order) if width >= 3 else np.zeros_like(mfcc))
     stacked = np.concatenate(rows)
     return np.concatenate([stacked.mean(axis=1), stacked.std(axis=1)]).astype(np.float32)
 
@@ -95,9 +108,9 @@ class FeatureCache:
             if self.args.jobs > 1:
                 from joblib import Parallel, delayed
                 vectors = Parallel(n_jobs=self.args.jobs)(
-                    delayed(clip_features)(p, self.args.n_mfcc, self.args.deltas) for p in missing)
+                    delayed(clip_features)(p, self.args) for p in missing)
             else:
-                vectors = [clip_features(p, self.args.n_mfcc, self.args.deltas) for p in missing]
+                vectors = [clip_features(p, self.args) for p in missing]
             self.cache.update(zip(missing, vectors))
             self.seconds += time.perf_counter() - start
         return np.stack([self.cache[p] for p in paths])
@@ -258,8 +271,9 @@ def main(argv=None):
 
     d = 2 * args.n_mfcc * (1 + args.deltas)
     notes = [f"features: {args.n_mfcc} MFCCs{' + ' + ('delta' if args.deltas == 1 else 'delta + delta-delta') if args.deltas else ''}"
-             f", mean and std over time = {d} numbers per clip; extracted in {features.seconds:.1f} s "
-             f"({len(features.cache)} clips)",
+             f" ({args.frame_ms:g} ms windows, {args.hop_ms:g} ms hop, {args.n_mels} mels, "
+             f"{'trimmed at ' + format(args.trim_db, 'g') + ' dB' if args.trim_db else 'untrimmed'}), mean and std "
+             f"over time = {d} numbers per clip; extracted in {features.seconds:.1f} s ({len(features.cache)} clips)",
              ("C, gamma fixed at " + args.fixed) if args.fixed else
              f"StandardScaler + RBF SVC; C in {list(C_GRID)} x gamma in {list(GAMMA_FACTORS)}/d by {args.folds}-fold CV "
              f"on the training data (folds grouped by speaker for fsdd-speaker and sc-core); cv = its CV accuracy",
