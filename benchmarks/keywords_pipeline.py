@@ -69,7 +69,7 @@ def main(argv=None):
     from lstm_apps import training
     from lstm_apps.config import build_config
     from pipelines.keywords.model import build_model
-    from pipelines.keywords.task import TASK, adapted_normalizer, split_size, training_dataset
+    from pipelines.keywords.task import TASK, adapted_normalizer, compile_model, split_size, training_dataset
 
     machine = _common.machine_info(threads=args.threads or "tf default",
                                    versions=f"tensorflow {tf.__version__} / keras {keras.__version__}")
@@ -113,12 +113,7 @@ def main(argv=None):
         normalizer = adapted_normalizer(cfg, data)
     print(f"normaliser adapted in {t.seconds:.1f} s")
     model = build_model(cfg, len(data.labels), data.sample_rate, data.num_samples, normalizer)
-    # Exactly the compile of KeywordsTask.train (pipelines/keywords/task.py).
-    steps_per_epoch = -(-train_clips // batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        cfg["train"]["learning_rate"], decay_steps=steps_per_epoch * cfg["train"]["epochs"], alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=cfg["train"]["clipnorm"]),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    compile_model(model, cfg, steps_per_epoch=-(-train_clips // batch_size))  # as KeywordsTask.train does
     print(f"model: {model.name}, {model.count_params():,} parameters, jit_compile={model.jit_compile}")
 
     full = [(w, y) for w, y in dataset if int(w.shape[0]) == batch_size]  # materialised (tensors in memory)

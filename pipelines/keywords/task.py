@@ -65,6 +65,14 @@ def evaluation_dataset(data, split, batch_size):
     return waveform_dataset(data, split).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def compile_model(model, cfg, steps_per_epoch):
+    """Adam with cosine decay over the whole run (the schedule resumes with the optimizer's step count)."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg["train"]["learning_rate"], decay_steps=steps_per_epoch * cfg["train"]["epochs"], alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=cfg["train"]["clipnorm"]),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
 def adapted_normalizer(cfg, data):
     """Per-bin feature mean/variance from the (unaugmented) training clips, stored in the model."""
     features = feature_layer(cfg, data.sample_rate)
@@ -93,11 +101,7 @@ class KeywordsTask(Task):
         training.save_json_atomic(run_dir / LABELS_FILE, data.labels)
         model = build_model(cfg, len(data.labels), data.sample_rate, data.num_samples,
                             adapted_normalizer(cfg, data))
-        steps = -(-split_size(data, "train") // cfg["train"]["batch_size"])
-        schedule = keras.optimizers.schedules.CosineDecay(
-            cfg["train"]["learning_rate"], decay_steps=steps * cfg["train"]["epochs"], alpha=0.05)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=cfg["train"]["clipnorm"]),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        compile_model(model, cfg, steps_per_epoch=-(-split_size(data, "train") // cfg["train"]["batch_size"]))
         model.summary(print_fn=lambda line, **_: print(line))
         training.fit(model, training_dataset(data, cfg),
                      evaluation_dataset(data, "validation", cfg["train"]["batch_size"]), run_dir, cfg["train"])
@@ -165,8 +169,9 @@ class KeywordsTask(Task):
         endpoints, warmup = serving_endpoints(model, labels, cfg["data"]["sample_rate"],
                                               int(model.inputs[0].shape[1]))
         path = export_lib.write_saved_model(export_dir, [model], endpoints, warmup, model_name="keywords")
-        (path / EXPORT_INFO).write_text(yaml.safe_dump({"task": self.name, "labels": labels,
-                                                        "sample_rate": cfg["data"]["sample_rate"]}))
+        (path / EXPORT_INFO).write_text(yaml.safe_dump({
+            "task": self.name, "labels": labels, "sample_rate": cfg["data"]["sample_rate"],
+            "clip_samples": int(model.inputs[0].shape[1])}))
         return path
 
 
