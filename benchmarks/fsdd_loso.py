@@ -11,15 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+import _common
+
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"))
+    parser.add_argument("--data-dir", default=str(_common.default_data_dir("fsdd")))
     parser.add_argument("--runs-dir", default="runs/loso")
     parser.add_argument("--preset", default="quick")
-    parser.add_argument("--set", nargs="*", default=[])
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every run, as in the CLI")
     parser.add_argument("--speakers", nargs="*", default=list(SPEAKERS))
     args = parser.parse_args()
     cli = [sys.executable, "-m", "pipelines.keywords"]
