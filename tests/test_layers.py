@@ -83,3 +83,16 @@ def test_log_mel_layer_serializes(tmp_path):
     assert model.output_shape == (None, 98, 13)
     x = np.random.default_rng(4).normal(scale=0.1, size=(2, 8000)).astype("float32")
     _roundtrip(model, tmp_path, x)
+
+
+def test_per_clip_normalization_centres_voiced_frames_and_zeroes_padding(tmp_path):
+    from lstm_apps.layers import PerClipNormalization
+
+    x = np.random.default_rng(5).normal(size=(2, 6, 3)).astype("float32") + 5.0
+    x[0, 4:] = np.log(1e-6)  # zero padding after 4 frames of the first clip
+    y = PerClipNormalization()(x).numpy()
+    np.testing.assert_allclose(y[0, :4], x[0, :4] - x[0, :4].mean(0), atol=1e-5)
+    np.testing.assert_array_equal(y[0, 4:], 0.0)
+    np.testing.assert_allclose(y[1], x[1] - x[1].mean(0), atol=1e-5)
+    inputs = keras.Input((6, 3))
+    _roundtrip(keras.Model(inputs, PerClipNormalization()(inputs)), tmp_path, x)

@@ -109,3 +109,36 @@ class SpecAugment(keras.layers.Layer):
         config.update(time_masks=self.time_masks, max_time_width=self.max_time_width, freq_masks=self.freq_masks,
                       max_freq_width=self.max_freq_width, seed=self.seed)
         return config
+
+
+@keras.saving.register_keras_serializable(package="lstm_apps")
+class PerClipNormalization(keras.layers.Layer):
+    """Cepstral-mean-style normalisation per clip: subtract each clip's mean log-mel over its non-silent frames.
+
+    Removes a clip's fixed spectral tilt (microphone, room, much of a speaker's timbre), which helps on speakers
+    not seen in training. Frames whose loudest bin is below `floor` above the quietest possible value (zero padding)
+    are left out of the mean and set to 0.
+
+    Example:
+    >>> normalized = PerClipNormalization()(tf.random.normal((2, 50, 40)))
+    """
+
+    def __init__(self, log_offset=1e-6, floor=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.log_offset = log_offset
+        self.floor = floor
+
+    def call(self, log_mel):
+        silence = tf.math.log(self.log_offset)
+        voiced = tf.cast(tf.reduce_max(log_mel, axis=-1, keepdims=True) > silence + self.floor, log_mel.dtype)
+        count = tf.maximum(tf.reduce_sum(voiced, axis=1, keepdims=True), 1.0)
+        mean = tf.reduce_sum(log_mel * voiced, axis=1, keepdims=True) / count
+        return (log_mel - mean) * voiced
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(log_offset=self.log_offset, floor=self.floor)
+        return config

@@ -5,7 +5,7 @@ are pooled over time.
 """
 import keras
 
-from lstm_apps.layers import AttentionPooling, LogMelSpectrogram, LSTMStack, SpecAugment
+from lstm_apps.layers import AttentionPooling, LogMelSpectrogram, LSTMStack, PerClipNormalization, SpecAugment
 
 
 def feature_layer(cfg, sample_rate):
@@ -22,6 +22,8 @@ def feature_layer(cfg, sample_rate):
 def _front_end(cfg, sample_rate, num_samples, normalizer):
     waveform = keras.Input((num_samples,), name="waveform")
     x = feature_layer(cfg, sample_rate)(waveform)
+    if cfg["features"]["per_clip_mean"]:
+        x = PerClipNormalization(name="per_clip_mean")(x)
     x = normalizer(x)
     augment = cfg["augment"]
     x = SpecAugment(augment["time_masks"], augment["time_mask_frames"], augment["freq_masks"],

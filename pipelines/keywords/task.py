@@ -10,6 +10,7 @@ import yaml
 from lstm_apps import export as export_lib
 from lstm_apps import training
 from lstm_apps.errors import ConfigError, DataError
+from lstm_apps.layers import PerClipNormalization
 from lstm_apps.inputs.audio import (AUDIO_BACKENDS, AUDIO_SUFFIXES, fit_length, load_waveform_dataset, mix_noise, read_audio,
                                     time_shift, wav_bytes_to_input)
 from lstm_apps.tasks import Task
@@ -76,8 +77,9 @@ def compile_model(model, cfg, steps_per_epoch):
 def adapted_normalizer(cfg, data):
     """Per-bin feature mean/variance from the (unaugmented) training clips, stored in the model."""
     features = feature_layer(cfg, data.sample_rate)
+    per_clip = PerClipNormalization() if cfg["features"]["per_clip_mean"] else (lambda x: x)
     normalizer = keras.layers.Normalization(axis=-1, name="normalize")
-    normalizer.adapt(waveform_dataset(data, "train").batch(256).map(lambda w, _: features(w)))
+    normalizer.adapt(waveform_dataset(data, "train").batch(256).map(lambda w, _: per_clip(features(w))))
     return normalizer
 
 
