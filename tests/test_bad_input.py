@@ -130,3 +130,18 @@ def test_console_script_prints_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if "lstm-apps" in line]
     assert lines == [f"lstm-apps keywords train: error: --data-dir {tmp_path / 'nowhere'}: no such folder"]
     assert "Traceback" not in result.stderr
+
+
+def test_planned_task_is_one_clear_line(tmp_path, capsys):
+    code = main(["translation", "evaluate", "--run-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == ("lstm-apps translation evaluate: error: task 'translation' is not available yet "
+                                 "in this version (available: keywords)")
+
+
+def test_usage_error_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["keywords", "train"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == ("lstm-apps keywords train: error: the following arguments are "
+                                               "required: --run-dir (see --help)")
