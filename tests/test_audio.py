@@ -5,7 +5,7 @@ import scipy.signal
 import soundfile
 import tensorflow as tf
 
-from lstm_apps.inputs.audio import decode_wav, fit_length, mix_noise, resample, time_shift
+from lstm_apps.inputs.audio import decode_wav, fit_length, mix_noise, resample, speed_perturb, time_shift
 from lstm_apps.layers import LogMelSpectrogram
 
 CLIP = "recordings/3_theo_7.wav"
@@ -69,3 +69,19 @@ def test_augmentation_keeps_length_and_changes_signal():
     noisy = mix_noise(x, tf.random.normal((2, 5000)), probability=1.0, max_volume=0.5)
     assert noisy.shape == x.shape and not np.allclose(noisy.numpy(), x.numpy())
     assert np.abs(noisy.numpy()).max() <= 1.0
+
+
+def test_speed_perturbation_stretches_within_bounds(fsdd_dir):
+    """A 440 Hz tone played up to 20% faster/slower: length and pitch change by the same factor, inside the bound."""
+    tf.random.set_seed(1)
+    tone = tf.sin(2 * np.pi * 440 * tf.range(8000, dtype=tf.float32) / 8000)
+    lengths = []
+    for _ in range(20):
+        out = speed_perturb(tone, 8000, 0.2).numpy()
+        factor = 8000 / len(out)
+        assert 0.8 - 1e-3 <= factor <= 1.2 + 1e-3
+        peak_hz = np.argmax(np.abs(np.fft.rfft(out))) * 8000 / len(out)
+        assert abs(peak_hz - 440 * factor) < 5
+        lengths.append(len(out))
+    assert len(set(lengths)) > 5
+    np.testing.assert_allclose(speed_perturb(tone, 8000, 0.0).numpy(), tone.numpy(), atol=1e-5)

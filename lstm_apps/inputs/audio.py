@@ -158,6 +158,14 @@ def time_shift(waveform, max_shift):
     return padded[max_shift - shift : max_shift - shift + length]
 
 
+def speed_perturb(waveform, sample_rate, max_change):
+    """Play the clip up to `max_change` (e.g. 0.1 = ±10%) faster or slower, changing pitch and tempo together
+    (Ko et al. 2015): band-limited resampling to a random rate, then read back at `sample_rate`."""
+    factor = tf.random.uniform([], 1.0 - max_change, 1.0 + max_change)
+    new_rate = tf.cast(tf.round(sample_rate / factor), tf.int64)
+    return resample(waveform, sample_rate, new_rate)
+
+
 def mix_noise(waveform, noise_bank, probability, max_volume):
     """With `probability`, add a random window of a random noise recording at a random volume <= `max_volume`.
 

@@ -11,8 +11,8 @@ from lstm_apps import export as export_lib
 from lstm_apps import training
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.layers import PerClipNormalization
-from lstm_apps.inputs.audio import (AUDIO_BACKENDS, AUDIO_SUFFIXES, fit_length, load_waveform_dataset, mix_noise, read_audio,
-                                    time_shift, wav_bytes_to_input)
+from lstm_apps.inputs.audio import (AUDIO_BACKENDS, AUDIO_SUFFIXES, fit_length, load_waveform_dataset, mix_noise,
+                                    read_audio, speed_perturb, time_shift, wav_bytes_to_input)
 from lstm_apps.tasks import Task
 from pipelines.keywords import data as data_lib
 from pipelines.keywords.model import MODELS, build_model, feature_layer
@@ -49,6 +49,9 @@ def training_dataset(data, cfg):
     noise_bank = tf.constant(data.noise_bank)
 
     def augment_clip(waveform, label):
+        if augment["speed_change"] > 0:
+            waveform = fit_length(speed_perturb(waveform, data.sample_rate, augment["speed_change"]),
+                                  data.num_samples)
         if max_shift:
             waveform = time_shift(waveform, max_shift)
         if augment["noise_probability"] > 0:
