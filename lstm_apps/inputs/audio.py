@@ -114,9 +114,7 @@ def read_audio_py(path):
 def load_waveform_dataset(paths, sample_rate, num_samples, backend="tf"):
     """tf.data of fixed-length float32 waveforms from files, decoded by `backend` (a key of AUDIO_BACKENDS)."""
     paths = [str(p) for p in paths]
-    if backend not in AUDIO_BACKENDS:
-        raise ConfigError(f"data.audio_backend: expected one of {', '.join(AUDIO_BACKENDS)}, got '{backend}'")
-    decode_file = AUDIO_BACKENDS[backend]()  # resolved before tracing, so a missing backend fails in one line
+    decode_file = audio_backend(backend)  # resolved before tracing, so a missing backend fails in one line
 
     def load(path):
         waveform, rate = decode_file(path)
@@ -148,6 +146,13 @@ def _tfio_decode_file():
 
 # data.audio_backend -> () -> decode_file(path tensor) -> (mono float32 waveform, sample rate), used in the graph
 AUDIO_BACKENDS = {"tf": lambda: _decode_file_tf, "tfio": _tfio_decode_file}
+
+
+def audio_backend(name):
+    """The decode_file function of backend `name`; ConfigError (one line) for an unknown or unloadable backend."""
+    if name not in AUDIO_BACKENDS:
+        raise ConfigError(f"data.audio_backend: expected one of {', '.join(AUDIO_BACKENDS)}, got '{name}'")
+    return AUDIO_BACKENDS[name]()
 
 
 def time_shift(waveform, max_shift):

@@ -2,9 +2,9 @@
 
 Why: the default backend decodes only WAV in the graph and reads other formats through soundfile in Python
 (`tf.numpy_function`), which holds the GIL and cannot be part of a saved graph. tensorflow-io decodes them with
-native ops, from bytes too (`decode`, e.g. in a served model). Its last release (0.37.1) loads those ops only with TensorFlow <= 2.17, so it is an extra
-(`lstm-apps[tfio]`), imported lazily here, and proven in the `tfio` environment of tox.ini; nothing else in the
-package needs it.
+native ops, from bytes too (`decode`, e.g. in a served model). Its last release (0.37.1) loads those ops only
+with TensorFlow <= 2.17, so it is never an install requirement: it is imported lazily here and proven in the
+`tfio` environment of tox.ini; nothing else in the package needs it.
 """
 import warnings
 
@@ -35,7 +35,7 @@ def core_ops():
 def _needs(why):
     return (f"data.audio_backend: tfio needs tensorflow-io 0.37.1 with TensorFlow <= 2.17 "
             f"(pip install tensorflow-cpu==2.17.1 tensorflow-io==0.37.1 'numpy<2' as the tfio env in tox.ini does; "
-            f"pip install 'lstm-apps[tfio]' alone keeps TensorFlow 2.21); "
+            f"the package's own requirements keep TensorFlow 2.21); "
             f"{why}, TensorFlow here is {tf.__version__}")
 
 

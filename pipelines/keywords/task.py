@@ -11,7 +11,7 @@ from lstm_apps import export as export_lib
 from lstm_apps import training
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.layers import PerClipNormalization
-from lstm_apps.inputs.audio import (AUDIO_BACKENDS, AUDIO_SUFFIXES, fit_length, load_waveform_dataset, mix_noise,
+from lstm_apps.inputs.audio import (AUDIO_SUFFIXES, audio_backend, fit_length, load_waveform_dataset, mix_noise,
                                     read_audio, speed_perturb, time_shift, wav_bytes_to_input)
 from lstm_apps.tasks import Task
 from pipelines.keywords import data as data_lib
@@ -94,9 +94,7 @@ class KeywordsTask(Task):
     def load_data(self, cfg):
         if cfg["model"]["name"] not in MODELS:
             raise ConfigError(f"model.name: unknown model '{cfg['model']['name']}' (known: {', '.join(MODELS)})")
-        if cfg["data"]["audio_backend"] not in AUDIO_BACKENDS:
-            raise ConfigError(f"data.audio_backend: expected one of {', '.join(AUDIO_BACKENDS)}, "
-                              f"got '{cfg['data']['audio_backend']}'")
+        audio_backend(cfg["data"]["audio_backend"])  # an unknown or missing backend fails before any file is read
         if cfg["train"]["batch_size"] < 1 or cfg["train"]["epochs"] < 1:
             raise ConfigError("train.batch_size and train.epochs: expected positive integers")
         return data_lib.load(cfg)
