@@ -2,7 +2,7 @@
 
   lstm-apps TASK train    --data-dir DIR --run-dir DIR [--preset quick|full] [--config FILE] [--set key=value ...]
   lstm-apps TASK evaluate --run-dir DIR [--split test]
-  lstm-apps TASK predict  (--run-dir DIR | --model EXPORT_DIR) INPUT...
+  lstm-apps TASK predict  (--run-dir DIR | --model EXPORT_DIR) INPUT... [task options, see --help]
   lstm-apps TASK export   --run-dir DIR --export-dir DIR
 """
 import argparse
@@ -13,7 +13,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from lstm_apps.errors import LSTMAppsError  # noqa: E402
-from lstm_apps.tasks import PLANNED_TASKS, TASK_MODULES  # noqa: E402
+from lstm_apps.tasks import PLANNED_TASKS, PREDICT_OPTIONS, TASK_MODULES  # noqa: E402
 
 EXIT_USER_ERROR = 2
 
@@ -48,7 +48,9 @@ def build_parser():
         source = predict.add_mutually_exclusive_group(required=True)
         source.add_argument("--run-dir")
         source.add_argument("--model", help="an export dir (latest version) or one version folder")
-        predict.add_argument("inputs", nargs="+", metavar="INPUT")
+        predict.add_argument("inputs", nargs="*", metavar="INPUT")
+        for flag, kwargs in PREDICT_OPTIONS.get(task, {}).items():
+            predict.add_argument(flag, **kwargs)
 
         export = verbs.add_parser("export", help="write a SavedModel version in the TF Serving layout")
         export.add_argument("--run-dir", required=True)
@@ -69,7 +71,9 @@ def run(args):
         metrics = runner.evaluate(task, args.run_dir, args.split)
         print(json.dumps(metrics))
     elif args.verb == "predict":
-        for result in runner.predict(task, args.inputs, run_dir=args.run_dir, model_dir=args.model):
+        options = {flag.lstrip("-").replace("-", "_"): None for flag in PREDICT_OPTIONS.get(args.task, {})}
+        options = {name: getattr(args, name) for name in options}
+        for result in runner.predict(task, args.inputs, run_dir=args.run_dir, model_dir=args.model, options=options):
             print(json.dumps(result), flush=True)
     elif args.verb == "export":
         path = runner.export(task, args.run_dir, args.export_dir)

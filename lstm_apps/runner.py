@@ -42,10 +42,10 @@ def evaluate(task, run_dir, split):
     return metrics
 
 
-def predict(task, inputs, run_dir=None, model_dir=None):
+def predict(task, inputs, run_dir=None, model_dir=None, options=None):
     if run_dir is not None:
-        return task.predict(load_run_config(task, run_dir), inputs, run_dir=Path(run_dir))
-    return task.predict_saved_model(resolve_saved_model(model_dir), inputs)
+        return task.predict(load_run_config(task, run_dir), inputs, run_dir=Path(run_dir), options=options or {})
+    return task.predict_saved_model(resolve_saved_model(model_dir), inputs, options=options or {})
 
 
 def export(task, run_dir, export_dir):

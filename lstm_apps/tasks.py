@@ -10,9 +10,23 @@ from lstm_apps.errors import ConfigError
 # task name -> module that defines a ``TASK`` object (imported only when the task is used)
 TASK_MODULES = {
     "keywords": "pipelines.keywords.task",
+    "language-model": "pipelines.language_model.task",
 }
 # Named by the CLI contract; their pipelines land with their issues.
-PLANNED_TASKS = ("language-model", "translation", "captioning")
+PLANNED_TASKS = ("translation", "captioning")
+
+# Extra `predict` flags of a task: flag -> argparse keyword arguments. They reach Task.predict as `options`
+# (dest = the flag without dashes; None when not given). Declared here so `--help` needs no TensorFlow import.
+PREDICT_OPTIONS = {
+    "language-model": {
+        "--score": dict(metavar="FILE", help="print the perplexity of a text file (one sentence per line)"),
+        "--max-tokens": dict(type=int, help="words to generate after each prompt (default: generate.max_tokens)"),
+        "--temperature": dict(type=float, help="sampling temperature, 0 = greedy (default: generate.temperature)"),
+        "--top-k": dict(type=int, help="sample from the k most likely words (default: generate.top_k)"),
+        "--top-p": dict(type=float, help="nucleus sampling probability mass (default: generate.top_p)"),
+        "--seed": dict(type=int, help="sampling seed (default: generate.seed)"),
+    },
+}
 
 
 def get_task(name):
@@ -31,7 +45,8 @@ class Task:
     load_data(cfg) -> data: read and validate the dataset (DataError naming the bad file), no side effects.
     train(cfg, data, run_dir): build the model and call `lstm_apps.training.fit`.
     evaluate(cfg, run_dir, split) -> dict of metrics (JSON-serializable).
-    predict(cfg, inputs, run_dir) / predict_saved_model(saved_model_dir, inputs) -> iterable of dicts.
+    predict(cfg, inputs, run_dir, options) / predict_saved_model(saved_model_dir, inputs, options) -> iterable of
+        dicts; options: the task's PREDICT_OPTIONS values.
     export(cfg, run_dir, export_dir) -> path of the new SavedModel version.
     """
 
@@ -47,10 +62,10 @@ class Task:
     def evaluate(self, cfg, run_dir, split):
         raise NotImplementedError
 
-    def predict(self, cfg, inputs, run_dir):
+    def predict(self, cfg, inputs, run_dir, options=None):
         raise NotImplementedError
 
-    def predict_saved_model(self, saved_model_dir, inputs):
+    def predict_saved_model(self, saved_model_dir, inputs, options=None):
         raise NotImplementedError
 
     def export(self, cfg, run_dir, export_dir):

@@ -21,6 +21,20 @@ HISTORY_FILE = "history.csv"
 BEST_WEIGHTS_FILE = "best.weights.h5"
 
 
+# train.optimizer -> Keras optimizer class (every one takes learning_rate and global_clipnorm)
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+def make_optimizer(name, learning_rate, global_clipnorm=None):
+    """An optimizer from OPTIMIZERS; gradients are clipped by their global norm when `global_clipnorm` > 0."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"train.optimizer: unknown optimizer '{name}' (known: {', '.join(OPTIMIZERS)})")
+    return OPTIMIZERS[name](learning_rate, global_clipnorm=global_clipnorm or None)
+
+
 def set_seed(seed, deterministic=False):
     """Seed Python, NumPy and TF; with `deterministic`, also make TF ops deterministic (slower)."""
     keras.utils.set_random_seed(seed)

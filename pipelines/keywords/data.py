@@ -17,6 +17,7 @@ import numpy as np
 
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.inputs.audio import AUDIO_SUFFIXES, check_audio_file, read_audio_py, resample
+from lstm_apps.inputs.download import fetch
 
 CORE_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN, SILENCE, NOISE_FOLDER = "_unknown_", "_silence_", "_background_noise_"
@@ -46,18 +47,11 @@ class KeywordData:
 
 
 def download(name, cache_dir=None):
-    """Fetch and extract a public dataset into the Keras cache (`$KERAS_HOME` or ~/.keras); reused when present."""
-    import keras
+    """Fetch and extract a public dataset into the Keras cache; reused when present."""
     if name not in DOWNLOADS:
         raise ConfigError(f"data.dataset: unknown dataset '{name}' (known: {', '.join(DOWNLOADS)})")
     url, inner = DOWNLOADS[name]
-    try:
-        path = keras.utils.get_file(origin=url, extract=True, cache_subdir=f"datasets/lstm_apps_{name}",
-                                    cache_dir=cache_dir)
-    except Exception as error:
-        raise DataError(f"could not download {name} from {url} ({error}); pass --data-dir with a local copy") \
-            from None
-    return str(Path(path) / inner)
+    return str(fetch(name, url, extract=True, cache_dir=cache_dir) / inner)
 
 
 def audio_files(folder):

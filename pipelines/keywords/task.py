@@ -142,7 +142,8 @@ class KeywordsTask(Task):
         }
 
     # ----------------------------------------------------------------------------------------- predict
-    def predict(self, cfg, inputs, run_dir):
+    def predict(self, cfg, inputs, run_dir, options=None):
+        _require_inputs(inputs)
         labels = training.load_json(run_dir / LABELS_FILE)
         model = training.load_model(run_dir)
         rate, num_samples = cfg["data"]["sample_rate"], int(round(cfg["data"]["clip_seconds"] * cfg["data"]["sample_rate"]))
@@ -151,7 +152,8 @@ class KeywordsTask(Task):
         for path, row in zip(inputs, probabilities):
             yield {"input": path, "label": labels[int(row.argmax())], "probability": round(float(row.max()), 6)}
 
-    def predict_saved_model(self, saved_model_dir, inputs):
+    def predict_saved_model(self, saved_model_dir, inputs, options=None):
+        _require_inputs(inputs)
         info = yaml.safe_load((saved_model_dir / EXPORT_INFO).read_text(encoding="utf-8"))
         serving = tf.saved_model.load(str(saved_model_dir)).signatures
         for path in inputs:
@@ -218,6 +220,11 @@ def plot_confusion_matrix(matrix, labels, path, split):
     ax.set_title(f"confusion matrix ({split})")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+
+
+def _require_inputs(inputs):
+    if not inputs:
+        raise ConfigError("predict: expected at least one INPUT (an audio file)")
 
 
 def _audio_path(path):
