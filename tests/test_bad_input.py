@@ -136,7 +136,7 @@ def test_planned_task_is_one_clear_line(tmp_path, capsys):
     code = main(["translation", "evaluate", "--run-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == ("lstm-apps translation evaluate: error: task 'translation' is not available yet "
-                                 "in this version (available: keywords)")
+                                 "in this version (available: keywords, language-model)")
 
 
 def test_usage_error_is_one_line(capsys):
