@@ -15,6 +15,8 @@ from lstm_apps.config import build_config
 from lstm_apps.layers import CUDNN_LSTM_ARGS
 from pipelines.keywords.model import MODELS, build_model
 from pipelines.keywords.task import TASK
+from pipelines.language_model.model import build_network, zero_states
+from pipelines.language_model.task import TASK as LM_TASK
 
 PINNED_KERAS = "3.15."
 
@@ -27,6 +29,11 @@ def all_project_models():
         normalizer = keras.layers.Normalization(axis=-1, mean=0.0, variance=1.0)
         model = build_model(cfg, num_classes=10, sample_rate=8000, num_samples=8000, normalizer=normalizer)
         yield f"keywords/{name}/bidirectional={bidirectional}", model, np.zeros((2, 8000), "float32")
+    lm_cfg = build_config(LM_TASK.presets_dir, "full", overrides=["model.units=32", "model.embedding_dim=16"])
+    tokens = np.array([[2, 5, 6, 7], [2, 8, 0, 0]], "int32")  # right-padded prompts, as generation feeds them
+    yield "language-model/training", build_network(lm_cfg, 50, batch_size=2, stateful=True), tokens[:1].repeat(2, 0)
+    inference = build_network(lm_cfg, 50)
+    yield "language-model/inference", inference, [keras.ops.convert_to_tensor(tokens), *zero_states(inference, 2)]
 
 
 def lstm_layers(model):
@@ -71,7 +78,7 @@ def test_every_lstm_takes_the_cudnn_path(cudnn_recorder, training):
         assert len(cudnn_recorder) == len(layers), (
             f"{name}: {len(cudnn_recorder)} of {len(layers)} LSTMs reached the cuDNN kernel")
         checked += 1
-    assert checked == 2 * len(MODELS)
+    assert checked == 2 * len(MODELS) + 2
 
 
 def test_recorder_catches_a_non_cudnn_layer(cudnn_recorder):
