@@ -59,3 +59,27 @@ def test_speech_keywords_notebook(fsdd_dir, tmp_path, monkeypatch):
     # (c) inline figures: the waveform/spectrogram plot, the learning curve and the confusion matrix
     images = [o for o in outputs_of(nb) if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
     assert len(images) >= 3, f"expected at least 3 PNG outputs, got {len(images)}"
+
+
+def test_language_model_notebook(tmp_path, monkeypatch):
+    from conftest import shared
+
+    monkeypatch.setenv("LSTM_APPS_PTB", str(shared("ptb")))
+    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_EPOCHS", "2")
+    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_TRAIN_TOKENS", "150000")
+    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_WORK_DIR", str(tmp_path / "work"))
+    (tmp_path / "work").mkdir()
+    nb = nbformat.read(NOTEBOOKS / "language_model.ipynb", as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, tmp_path / "language_model.executed.ipynb")
+    assert not [o for o in outputs_of(nb) if o.get("output_type") == "error"]
+    records = json_lines(nb, "valid_perplexity")
+    assert len(records) == 1 and records[0]["epochs"] == 2
+    # two epochs on 150k tokens (one gave 455 against the unigram model's 575): well below the unigram model
+    assert records[0]["valid_perplexity"] < 0.75 * records[0]["unigram_perplexity"], records[0]
+    images = [o for o in outputs_of(nb) if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    assert images, "the learning curve is shown"
