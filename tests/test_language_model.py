@@ -178,3 +178,24 @@ def test_export_answers_like_the_keras_model_in_a_fresh_process(trained_run, tmp
     assert main(["language-model", "predict", "--model", str(tmp_path / "ex"), prompts[0],
                  "--temperature", "0", "--max-tokens", "12"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["continuation"] == served["continuations"][0]
+
+
+@pytest.mark.parametrize("overrides", [["model.units=24", "model.embedding_dim=8"],  # tied through a projection
+                                       ["model.units=16", "model.tie_weights=false"]])
+def test_tied_projected_and_untied_networks_share_weights_with_their_inference_twin(overrides):
+    from pipelines.language_model.model import set_output_bias
+
+    cfg = build_config(TASK.presets_dir, "quick", overrides=overrides)
+    trained = build_network(cfg, vocab_size=30, batch_size=2, stateful=True)
+    log_probs = np.log(np.full(30, 1 / 30))
+    set_output_bias(trained, log_probs)
+    tokens = np.random.default_rng(2).integers(3, 30, (2, 9)).astype(np.int32)
+    stateful_logits = trained(tokens, training=False).numpy()
+    network = inference_network(cfg, trained)
+    logits = network([tf.constant(tokens), *zero_states(network, 2)])[0].numpy()
+    assert logits.shape == (2, 9, 30)
+    np.testing.assert_allclose(logits, stateful_logits, atol=1e-5)
+    tied = "model.tie_weights=false" not in overrides
+    assert ("projection" in {layer.name for layer in trained.layers}) == tied
+    if tied:  # the output matrix is the embedding matrix: one copy, no (vocab x hidden) output kernel
+        assert sum(int(np.prod(w.shape)) == 30 * 8 for w in trained.weights) == 1

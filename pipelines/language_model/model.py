@@ -45,7 +45,8 @@ def set_output_bias(model, log_probs):
     """Start the output bias at the training split's log unigram probabilities: the untrained model then already
     predicts word frequencies (perplexity = the unigram model's) instead of a uniform distribution, which Adam's
     small steps would take hundreds of batches to learn."""
-    layer = model.get_layer("output") if "output" in [l.name for l in model.layers] else model.get_layer("embedding")
+    names = {layer.name for layer in model.layers}
+    layer = model.get_layer("output" if "output" in names else "embedding")
     layer.bias.assign(log_probs.astype("float32"))
 
 

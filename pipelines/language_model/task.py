@@ -12,7 +12,8 @@ from lstm_apps import decoding
 from lstm_apps import export as export_lib
 from lstm_apps import training
 from lstm_apps.errors import ConfigError, DataError
-from lstm_apps.inputs.text import EOS_ID, PAD_ID, UNK_ID, Vocabulary, bptt_dataset, read_corpus, stream
+from lstm_apps.inputs.text import (EOS_ID, PAD_ID, UNK_ID, Vocabulary, bptt_dataset, bptt_windows, read_corpus,
+                                   read_lines, stream)
 from lstm_apps.metrics import Perplexity
 from lstm_apps.tasks import Task
 from pipelines.language_model import data as data_lib
@@ -162,7 +163,7 @@ class LanguageModelTask(Task):
         training.make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"])  # a bad name fails early
         data = data_lib.load(cfg)
         for split in ("train", "valid"):  # too-small splits fail before the run dir is touched
-            bptt_dataset(stream(data.ids[split]), train_cfg["batch_size"], train_cfg["bptt"], data.files[split])
+            bptt_windows(stream(data.ids[split]), train_cfg["batch_size"], train_cfg["bptt"], data.files[split])
         return data
 
     def train(self, cfg, data, run_dir):
@@ -231,8 +232,7 @@ class LanguageModelTask(Task):
                               f"({', '.join(f'{k}={info[k]}' for k in ('top_k', 'top_p', 'seed'))}); "
                               f"use --run-dir to change it")
         if options.get("score"):
-            lines = [line for line in _nonempty_lines(options["score"])]
-            scores = signatures["score"](text=tf.constant(lines))
+            scores = signatures["score"](text=tf.constant(_nonempty_lines(options["score"])))
             log_probability = float(np.sum(scores["log_probability"].numpy()))
             tokens = int(np.sum(scores["tokens"].numpy()))
             yield {"input": str(options["score"]), "perplexity": math.exp(-log_probability / tokens),
@@ -277,8 +277,6 @@ def check_prompts(prompts, vocabulary, lowercase, scoring=False):
 
 
 def _nonempty_lines(path):
-    from lstm_apps.inputs.text import read_lines
-
     lines = [line for line in read_lines(path) if line.strip()]
     if not lines:
         raise DataError(f"{path}: empty corpus (no words); expected one whitespace-tokenized sentence per line")
