@@ -23,6 +23,21 @@ def outputs_of(nb):
     return [output for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
 
 
+def execute(name, tmp_path):
+    """Run notebooks/NAME.ipynb in the notebooks folder; the executed copy goes to tmp_path for inspection. A failing
+    cell raises CellExecutionError (its source and traceback)."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, tmp_path / f"{name}.executed.ipynb")
+    errors = [o for o in outputs_of(nb) if o.get("output_type") == "error"]
+    assert not errors, errors
+    return nb
+
+
 def json_lines(nb, key):
     """Every JSON object with `key` printed on its own line by a code cell."""
     found = []
@@ -39,16 +54,7 @@ def test_speech_keywords_notebook(fsdd_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTM_APPS_NOTEBOOK_EPOCHS", str(EPOCHS))
     monkeypatch.setenv("LSTM_APPS_NOTEBOOK_WORK_DIR", str(tmp_path / "work"))
     (tmp_path / "work").mkdir()
-    nb = nbformat.read(NOTEBOOKS / "speech_keywords.ipynb", as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
-    try:
-        client.execute()  # (a) raises CellExecutionError (cell source + traceback) if any cell fails
-    finally:
-        nbformat.write(nb, tmp_path / "speech_keywords.executed.ipynb")
-
-    errors = [o for o in outputs_of(nb) if o.get("output_type") == "error"]
-    assert not errors, errors
+    nb = execute("speech_keywords", tmp_path)  # (a) every cell ran without an error
 
     # (b) the accuracy the notebook's evaluation reported, as its last code cell prints it
     records = json_lines(nb, "test_accuracy")
@@ -69,14 +75,7 @@ def test_language_model_notebook(tmp_path, monkeypatch):
     monkeypatch.setenv("LSTM_APPS_NOTEBOOK_TRAIN_TOKENS", "150000")
     monkeypatch.setenv("LSTM_APPS_NOTEBOOK_WORK_DIR", str(tmp_path / "work"))
     (tmp_path / "work").mkdir()
-    nb = nbformat.read(NOTEBOOKS / "language_model.ipynb", as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
-    try:
-        client.execute()
-    finally:
-        nbformat.write(nb, tmp_path / "language_model.executed.ipynb")
-    assert not [o for o in outputs_of(nb) if o.get("output_type") == "error"]
+    nb = execute("language_model", tmp_path)
     records = json_lines(nb, "valid_perplexity")
     assert len(records) == 1 and records[0]["epochs"] == 2
     # two epochs on 150k tokens (one gave 455 against the unigram model's 575): well below the unigram model

@@ -17,7 +17,7 @@ import numpy as np
 
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.inputs.audio import AUDIO_SUFFIXES, check_audio_file, read_audio_py, resample
-from lstm_apps.inputs.download import fetch
+from lstm_apps.inputs.download import fetch, resolve_data_dir
 
 CORE_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN, SILENCE, NOISE_FOLDER = "_unknown_", "_silence_", "_background_noise_"
@@ -69,11 +69,7 @@ def detect_layout(data_dir):
 
 def load(cfg):
     data_cfg = cfg["data"]
-    if not data_cfg["dir"]:
-        data_cfg["dir"] = download(data_cfg["dataset"])
-    data_dir = Path(data_cfg["dir"])
-    if not data_dir.is_dir():
-        raise DataError(f"data.dir {data_dir}: no such folder")
+    data_dir = resolve_data_dir(data_cfg, download)
     layout = detect_layout(data_dir)
     examples, labels, noise_files = LAYOUTS[layout][1](data_dir, data_cfg)
     for split in SPLITS:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstm_apps.errors import ConfigError, DataError
-from lstm_apps.inputs.download import fetch
+from lstm_apps.inputs.download import fetch, resolve_data_dir
 from lstm_apps.inputs.text import Vocabulary, read_corpus
 
 SPLITS = ("train", "valid", "test")
@@ -72,11 +72,7 @@ def split_files(data_dir, layout):
 def load(cfg, vocabulary=None, splits=SPLITS):
     """Read and encode the corpus; the vocabulary is built from train unless one is given (a trained run's)."""
     data_cfg = cfg["data"]
-    if not data_cfg["dir"]:
-        data_cfg["dir"] = download(data_cfg["dataset"])
-    data_dir = Path(data_cfg["dir"])
-    if not data_dir.is_dir():
-        raise DataError(f"data.dir {data_dir}: no such folder")
+    data_dir = resolve_data_dir(data_cfg, download)
     layout = detect_layout(data_dir)
     files = split_files(data_dir, layout)
     tokens = {split: read_corpus(files[split], data_cfg["lowercase"]) for split in splits}
