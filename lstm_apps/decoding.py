@@ -69,3 +69,107 @@ def sample_loop(step_fn, logits, states, max_tokens, temperature, end_id, seed, 
     tokens = tf.cond(written.size() > 0, lambda: tf.transpose(written.stack()),
                      lambda: tf.zeros([batch, 0], tf.int32))
     return tokens, lengths
+
+
+def tile_beams(tensor, beam_size):
+    """[batch, ...] -> [batch * beam_size, ...], each row repeated beam_size times in a row (the layout
+    `beam_search` expects for the states and anything `step_fn` closes over, e.g. an encoder's memory)."""
+    return tf.repeat(tensor, beam_size, axis=0)
+
+
+def gnmt_length_penalty(lengths, alpha):
+    """((5 + length) / 6) ** alpha (Wu et al. 2016); scores are log-probability / penalty, alpha = 0 gives plain
+    log-probabilities."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+def greedy_search(step_fn, states, batch_size, start_id, end_id, max_lengths, banned_ids=()):
+    """Argmax decoding: `beam_search` with one beam and no length penalty (the first hypothesis to end wins).
+
+    Returns (tokens int32[batch, steps], lengths int32[batch], scores float32[batch] = log-probability of the
+    tokens and the end token)."""
+    return beam_search(step_fn, states, batch_size, 1, start_id, end_id, max_lengths, alpha=0.0,
+                       banned_ids=banned_ids)
+
+
+def beam_search(step_fn, states, batch_size, beam_size, start_id, end_id, max_lengths, alpha=0.6, banned_ids=()):
+    """Batched beam search in core TF ops (one `tf.while_loop`; exportable, no py_function).
+
+    step_fn(tokens int32[batch * beam, 1], states) -> (logits [batch * beam, vocab], states): one decoder step;
+    states: a nest of tensors with leading dimension batch * beam (see `tile_beams`), reordered as beams are;
+    max_lengths int32[batch]: the most tokens a row may produce before its end token (e.g. relative to the
+    source length); alpha: the GNMT length penalty; banned_ids: ids never produced (padding, start). Hypotheses that end (or reach their maximum length) move to a
+    finished set; the search stops when no live hypothesis can beat the finished ones (tensor2tensor's rule).
+
+    Returns (tokens int32[batch, steps], lengths int32[batch] without the end token, scores float32[batch] =
+    log-probability of the tokens and the end token / length penalty); tokens past a row's length are `end_id`.
+    """
+    beam, batch = beam_size, batch_size
+    max_lengths = tf.cast(max_lengths, tf.int32)
+    max_steps = tf.reduce_max(max_lengths) + 1  # + the end token
+    inf = tf.constant(-NEG_INF, tf.float32)
+
+    def merge_beams(t):
+        return tf.reshape(t, tf.concat([[batch * beam], tf.shape(t)[2:]], 0))
+
+    def split_beams(t):
+        return tf.reshape(t, tf.concat([[batch, beam], tf.shape(t)[1:]], 0))
+
+    def gather_beams(t, indices):  # t [batch, n, ...], indices [batch, k] -> [batch, k, ...]
+        return tf.gather(t, indices, batch_dims=1)
+
+    alive_seq = tf.fill([batch, beam, 1], tf.cast(start_id, tf.int32))
+    alive_log_probs = tf.tile(tf.concat([[0.0], tf.fill([beam - 1], -inf)], 0)[None], [batch, 1])
+    finished_seq = tf.zeros_like(alive_seq)
+    finished_scores = tf.fill([batch, beam], -inf)
+    finished_lengths = tf.zeros([batch, beam], tf.int32)
+
+    def body(step, alive_seq, alive_log_probs, states, finished_seq, finished_scores, finished_lengths):
+        logits, new_states = step_fn(merge_beams(alive_seq[:, :, -1:]), states)
+        vocab = tf.shape(logits)[-1]
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+        if banned_ids:
+            log_probs = log_probs + NEG_INF * tf.reduce_sum(tf.one_hot(list(banned_ids), vocab), axis=0)
+        candidates = split_beams(log_probs) + alive_log_probs[:, :, None]
+        top_log_probs, top_indices = tf.math.top_k(tf.reshape(candidates, [batch, -1]), k=2 * beam)
+        parents, tokens = top_indices // vocab, top_indices % vocab
+        top_seq = tf.concat([gather_beams(alive_seq, parents), tokens[:, :, None]], axis=2)
+        length = step + 1  # tokens in each candidate, the end token included
+        at_limit = (step >= max_lengths)[:, None]  # the row may only end now
+        ended = (tokens == end_id) | at_limit
+        # live: the best `beam` candidates that have not ended
+        live_scores = tf.where(ended, -inf, top_log_probs)
+        live_scores, live = tf.math.top_k(live_scores, k=beam)
+        alive_seq = gather_beams(top_seq, live)
+        alive_log_probs = live_scores
+        flat_parents = tf.reshape(gather_beams(parents, live) + tf.range(batch)[:, None] * beam, [-1])
+        states = tf.nest.map_structure(lambda s: tf.gather(s, flat_parents), new_states)
+        # finished: the best `beam` among the old finished ones and the candidates that ended now
+        new_scores = tf.where(ended, top_log_probs / gnmt_length_penalty(length, alpha), -inf)
+        padded_finished = tf.pad(finished_seq, [[0, 0], [0, 0], [0, 1]], constant_values=end_id)
+        pool_seq = tf.concat([padded_finished, top_seq], axis=1)
+        pool_scores = tf.concat([finished_scores, new_scores], axis=1)
+        own_length = tf.where(tokens == end_id, length - 1, length)
+        pool_lengths = tf.concat([finished_lengths, tf.broadcast_to(own_length, tf.shape(tokens))], axis=1)
+        finished_scores, best = tf.math.top_k(pool_scores, k=beam)
+        finished_seq = gather_beams(pool_seq, best)
+        finished_lengths = gather_beams(pool_lengths, best)
+        return step + 1, alive_seq, alive_log_probs, states, finished_seq, finished_scores, finished_lengths
+
+    def not_done(step, alive_seq, alive_log_probs, states, finished_seq, finished_scores, finished_lengths):
+        # the best a live hypothesis could still score: its log-probability only falls, the penalty only grows
+        best_possible = alive_log_probs[:, 0] / gnmt_length_penalty(max_lengths + 1, alpha)
+        row_open = (step < max_lengths + 1) & (best_possible > finished_scores[:, 0])
+        return (step < max_steps) & tf.reduce_any(row_open)
+
+    shape = lambda t: tf.TensorShape([None] * t.shape.rank)  # noqa: E731
+    _, _, _, _, finished_seq, finished_scores, finished_lengths = tf.while_loop(
+        not_done, body,
+        (tf.constant(0), alive_seq, alive_log_probs, states, finished_seq, finished_scores, finished_lengths),
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, None]), tf.TensorShape([None, None]),
+                          tf.nest.map_structure(shape, states), tf.TensorShape([None, None, None]),
+                          tf.TensorShape([None, None]), tf.TensorShape([None, None])))
+    lengths = finished_lengths[:, 0]
+    tokens = finished_seq[:, 0, 1:]
+    tokens = tf.where(tf.sequence_mask(lengths, tf.shape(tokens)[1]), tokens, end_id)
+    return tokens, lengths, finished_scores[:, 0]

@@ -11,9 +11,10 @@ from lstm_apps.errors import ConfigError
 TASK_MODULES = {
     "keywords": "pipelines.keywords.task",
     "language-model": "pipelines.language_model.task",
+    "translation": "pipelines.translation.task",
 }
 # Named by the CLI contract; their pipelines land with their issues.
-PLANNED_TASKS = ("translation", "captioning")
+PLANNED_TASKS = ("captioning",)
 
 # Extra `predict` flags of a task: flag -> argparse keyword arguments. They reach Task.predict as `options`
 # (dest = the flag without dashes; None when not given). Declared here so `--help` needs no TensorFlow import.
@@ -25,6 +26,10 @@ PREDICT_OPTIONS = {
         "--top-k": dict(type=int, help="sample from the k most likely words (default: generate.top_k)"),
         "--top-p": dict(type=float, help="nucleus sampling probability mass (default: generate.top_p)"),
         "--seed": dict(type=int, help="sampling seed (default: generate.seed)"),
+    },
+    "translation": {
+        "--beam": dict(type=int, help="beam size, 1 = greedy (default: decode.beam_size)"),
+        "--attention": dict(metavar="PNG", help="write the attention heat map of the first sentence to PNG"),
     },
 }
 

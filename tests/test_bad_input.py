@@ -133,10 +133,10 @@ def test_console_script_prints_one_line(tmp_path):
 
 
 def test_planned_task_is_one_clear_line(tmp_path, capsys):
-    code = main(["translation", "evaluate", "--run-dir", str(tmp_path)])
+    code = main(["captioning", "evaluate", "--run-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err == ("lstm-apps translation evaluate: error: task 'translation' is not available yet "
-                                 "in this version (available: keywords, language-model)")
+    assert code == 2 and err == ("lstm-apps captioning evaluate: error: task 'captioning' is not available yet "
+                                 "in this version (available: keywords, language-model, translation)")
 
 
 def test_usage_error_is_one_line(capsys):

@@ -20,11 +20,18 @@ PAD_ID, UNK_ID, EOS_ID = 0, 1, 2
 
 
 def read_lines(path):
-    """A text file's lines, decoded as UTF-8; a bad byte is a DataError naming the file, line and column."""
+    """A text file's lines (plain or .gz), decoded as UTF-8; a bad byte is a DataError naming the file, line and
+    column."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; expected a word-tokenized text file (one sentence per line)")
     raw = path.read_bytes()
+    if path.suffix == ".gz":
+        import gzip
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as error:
+            raise DataError(f"{path}: not a readable gzip file ({error}); expected gzip-compressed text") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -33,6 +40,35 @@ def read_lines(path):
         raise DataError(f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[error.start]:02x}); "
                         f"expected a UTF-8 text file") from None
     return text.splitlines()
+
+
+def read_parallel(source_path, target_path):
+    """Line-aligned sentence pairs from two files (plain or .gz): (pairs, dropped) where pairs is a list of
+    (source, target) with both sides stripped, and dropped counts the pairs with an empty side (left out).
+    Files with different line counts are a DataError naming both files and both counts."""
+    sources, targets = read_lines(source_path), read_lines(target_path)
+    if len(sources) != len(targets):
+        raise DataError(f"{source_path} has {len(sources)} lines but {target_path} has {len(targets)}; "
+                        f"expected line-aligned parallel files")
+    return _keep_full_pairs(zip(sources, targets))
+
+
+def read_parallel_tsv(path):
+    """Sentence pairs from a TSV file, source<TAB>target per line: (pairs, dropped) as `read_parallel`; a line
+    without exactly one tab is a DataError naming the file and line."""
+    rows = []
+    for number, line in enumerate(read_lines(path), start=1):
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise DataError(f"{path}:{number}: expected source<TAB>target (one tab), found {len(fields) - 1} tabs")
+        rows.append(fields)
+    return _keep_full_pairs(rows)
+
+
+def _keep_full_pairs(rows):
+    pairs = [(source.strip(), target.strip()) for source, target in rows]
+    kept = [pair for pair in pairs if pair[0] and pair[1]]
+    return kept, len(pairs) - len(kept)
 
 
 def read_corpus(path, lowercase=False):
