@@ -40,7 +40,9 @@ def sample_loop(step_fn, logits, states, max_tokens, temperature, end_id, seed, 
 
     logits [batch, vocab]: scores of the first token to generate; states: what `step_fn` carries;
     max_tokens int32[batch]; temperature float32[batch]; seed: int (step i samples with seed [seed, i]).
-    Returns (tokens int32[batch, steps], lengths int32[batch]); tokens past a row's length are `end_id`.
+    Returns (tokens int32[batch, steps], lengths int32[batch], log_probs float32[batch]); tokens past a row's
+    length are `end_id`; log_probs sums log p of the chosen tokens under the unscaled logits (the end token
+    included when the row ended with it).
     """
     max_tokens = tf.cast(max_tokens, tf.int32)
     temperature = tf.cast(temperature, logits.dtype)
@@ -49,26 +51,30 @@ def sample_loop(step_fn, logits, states, max_tokens, temperature, end_id, seed, 
     banned = tf.reduce_sum(tf.one_hot(list(banned_ids), tf.shape(logits)[-1], dtype=logits.dtype), axis=0) \
         if banned_ids else None
 
-    def body(step, logits, states, done, lengths, written):
+    def body(step, logits, states, done, lengths, log_probs, written):
         if banned is not None:
             logits = logits + banned * NEG_INF
         tokens = choose_tokens(logits, temperature, tf.stack([tf.cast(seed, tf.int32), step]), top_k, top_p)
+        counted = ~done & (step < max_tokens)
+        chosen = tf.gather(tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1), tokens, batch_dims=1)
+        log_probs = log_probs + tf.where(counted, chosen, 0.0)
         done = done | (tokens == end_id) | (step >= max_tokens)
         tokens = tf.where(done, end_id, tokens)
         lengths = lengths + tf.cast(~done, tf.int32)
         written = written.write(step, tokens)
         logits, states = step_fn(tokens[:, None], states)
-        return step + 1, logits, states, done, lengths, written
+        return step + 1, logits, states, done, lengths, log_probs, written
 
-    def not_finished(step, logits, states, done, lengths, written):
+    def not_finished(step, logits, states, done, lengths, log_probs, written):
         return (step < steps) & ~tf.reduce_all(done)
 
     initial = (tf.constant(0), logits, states, tf.zeros([batch], tf.bool), tf.zeros([batch], tf.int32),
+               tf.zeros([batch], tf.float32),
                tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]))
-    _, _, _, _, lengths, written = tf.while_loop(not_finished, body, initial)
+    _, _, _, _, lengths, log_probs, written = tf.while_loop(not_finished, body, initial)
     tokens = tf.cond(written.size() > 0, lambda: tf.transpose(written.stack()),
                      lambda: tf.zeros([batch, 0], tf.int32))
-    return tokens, lengths
+    return tokens, lengths, log_probs
 
 
 def tile_beams(tensor, beam_size):
@@ -84,12 +90,12 @@ def gnmt_length_penalty(lengths, alpha):
 
 
 def greedy_search(step_fn, states, batch_size, start_id, end_id, max_lengths, banned_ids=()):
-    """Argmax decoding: `beam_search` with one beam and no length penalty (the first hypothesis to end wins).
-
-    Returns (tokens int32[batch, steps], lengths int32[batch], scores float32[batch] = log-probability of the
-    tokens and the end token)."""
-    return beam_search(step_fn, states, batch_size, 1, start_id, end_id, max_lengths, alpha=0.0,
-                       banned_ids=banned_ids)
+    """Argmax decoding from `start_id` (`sample_loop` at temperature 0): each row stops at its first end token or
+    after max_lengths[row] tokens. Returns (tokens int32[batch, steps], lengths int32[batch],
+    log_probs float32[batch]: of the tokens, and of the end token when the row ended with it)."""
+    logits, states = step_fn(tf.fill([batch_size, 1], tf.cast(start_id, tf.int32)), states)
+    return sample_loop(step_fn, tf.cast(logits, tf.float32), states, max_lengths, tf.zeros([batch_size]), end_id,
+                       seed=0, banned_ids=banned_ids)
 
 
 def beam_search(step_fn, states, batch_size, beam_size, start_id, end_id, max_lengths, alpha=0.6, banned_ids=()):
@@ -98,7 +104,8 @@ def beam_search(step_fn, states, batch_size, beam_size, start_id, end_id, max_le
     step_fn(tokens int32[batch * beam, 1], states) -> (logits [batch * beam, vocab], states): one decoder step;
     states: a nest of tensors with leading dimension batch * beam (see `tile_beams`), reordered as beams are;
     max_lengths int32[batch]: the most tokens a row may produce before its end token (e.g. relative to the
-    source length); alpha: the GNMT length penalty; banned_ids: ids never produced (padding, start). Hypotheses that end (or reach their maximum length) move to a
+    source length; at that length only the end token may follow); alpha: the GNMT length penalty; banned_ids:
+    ids never produced (padding, start). Hypotheses that end (or reach their maximum length) move to a
     finished set; the search stops when no live hypothesis can beat the finished ones (tensor2tensor's rule).
 
     Returns (tokens int32[batch, steps], lengths int32[batch] without the end token, scores float32[batch] =
@@ -130,27 +137,28 @@ def beam_search(step_fn, states, batch_size, beam_size, start_id, end_id, max_le
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
         if banned_ids:
             log_probs = log_probs + NEG_INF * tf.reduce_sum(tf.one_hot(list(banned_ids), vocab), axis=0)
-        candidates = split_beams(log_probs) + alive_log_probs[:, :, None]
+        # a row at its maximum length may only end: every other token is ruled out
+        end_only = tf.one_hot(end_id, vocab, on_value=0.0, off_value=NEG_INF)
+        log_probs = tf.where((step >= max_lengths)[:, None, None], split_beams(log_probs) + end_only,
+                             split_beams(log_probs))
+        candidates = log_probs + alive_log_probs[:, :, None]
         top_log_probs, top_indices = tf.math.top_k(tf.reshape(candidates, [batch, -1]), k=2 * beam)
         parents, tokens = top_indices // vocab, top_indices % vocab
         top_seq = tf.concat([gather_beams(alive_seq, parents), tokens[:, :, None]], axis=2)
-        length = step + 1  # tokens in each candidate, the end token included
-        at_limit = (step >= max_lengths)[:, None]  # the row may only end now
-        ended = (tokens == end_id) | at_limit
+        ended = tokens == end_id
         # live: the best `beam` candidates that have not ended
-        live_scores = tf.where(ended, -inf, top_log_probs)
-        live_scores, live = tf.math.top_k(live_scores, k=beam)
+        live_scores, live = tf.math.top_k(tf.where(ended, -inf, top_log_probs), k=beam)
         alive_seq = gather_beams(top_seq, live)
         alive_log_probs = live_scores
         flat_parents = tf.reshape(gather_beams(parents, live) + tf.range(batch)[:, None] * beam, [-1])
         states = tf.nest.map_structure(lambda s: tf.gather(s, flat_parents), new_states)
-        # finished: the best `beam` among the old finished ones and the candidates that ended now
-        new_scores = tf.where(ended, top_log_probs / gnmt_length_penalty(length, alpha), -inf)
+        # finished: the best `beam` among the old finished ones and the candidates that ended now (`step` tokens
+        # and the end token)
+        new_scores = tf.where(ended, top_log_probs / gnmt_length_penalty(step + 1, alpha), -inf)
         padded_finished = tf.pad(finished_seq, [[0, 0], [0, 0], [0, 1]], constant_values=end_id)
         pool_seq = tf.concat([padded_finished, top_seq], axis=1)
         pool_scores = tf.concat([finished_scores, new_scores], axis=1)
-        own_length = tf.where(tokens == end_id, length - 1, length)
-        pool_lengths = tf.concat([finished_lengths, tf.broadcast_to(own_length, tf.shape(tokens))], axis=1)
+        pool_lengths = tf.concat([finished_lengths, tf.fill(tf.shape(tokens), step)], axis=1)
         finished_scores, best = tf.math.top_k(pool_scores, k=beam)
         finished_seq = gather_beams(pool_seq, best)
         finished_lengths = gather_beams(pool_lengths, best)

@@ -17,6 +17,8 @@ from pipelines.keywords.model import MODELS, build_model
 from pipelines.keywords.task import TASK
 from pipelines.language_model.model import build_network, zero_states
 from pipelines.language_model.task import TASK as LM_TASK
+from pipelines.translation.model import build_translator, parts
+from pipelines.translation.task import TASK as TRANSLATION_TASK
 
 PINNED_KERAS = "3.15."
 
@@ -34,6 +36,17 @@ def all_project_models():
     yield "language-model/training", build_network(lm_cfg, 50, batch_size=2, stateful=True), tokens[:1].repeat(2, 0)
     inference = build_network(lm_cfg, 50)
     yield "language-model/inference", inference, [keras.ops.convert_to_tensor(tokens), *zero_states(inference, 2)]
+    for layers in (1, 2):
+        mt_cfg = build_config(TRANSLATION_TASK.presets_dir, "full",
+                              overrides=["model.units=16", "model.embedding_dim=8", f"model.layers={layers}"])
+        translator = build_translator(mt_cfg, 40, 50)
+        source = np.array([[5, 6, 7, 3], [8, 3, 0, 0]], "int32")  # right-padded, <eos>-terminated
+        target = np.array([[2, 9, 10, 11, 12], [2, 13, 0, 0, 0]], "int32")
+        yield f"translation/training/layers={layers}", translator, [source, target]
+        encoder, decoder = parts(translator)
+        memory, *states = encoder(source)
+        step = [keras.ops.convert_to_tensor(x) for x in (np.array([[9], [13]], "int32"), memory, source != 0, *states)]
+        yield f"translation/decoder-step/layers={layers}", decoder, step  # one beam-search step
 
 
 def lstm_layers(model):
@@ -78,7 +91,7 @@ def test_every_lstm_takes_the_cudnn_path(cudnn_recorder, training):
         assert len(cudnn_recorder) == len(layers), (
             f"{name}: {len(cudnn_recorder)} of {len(layers)} LSTMs reached the cuDNN kernel")
         checked += 1
-    assert checked == 2 * len(MODELS) + 2
+    assert checked == 2 * len(MODELS) + 2 + 4
 
 
 def test_recorder_catches_a_non_cudnn_layer(cudnn_recorder):

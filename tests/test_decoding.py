@@ -1,8 +1,11 @@
-"""Sampling filters and the in-graph sampling loop against direct computations."""
+"""Sampling filters, the in-graph sampling loop, greedy and beam search against direct computations."""
+import itertools
+
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from lstm_apps.decoding import NEG_INF, choose_tokens, filter_logits, sample_loop
+from lstm_apps.decoding import NEG_INF, beam_search, choose_tokens, filter_logits, greedy_search, sample_loop
 
 
 def test_top_k_keeps_the_k_largest():
@@ -45,8 +48,99 @@ def test_sample_loop_follows_the_steps_and_stops_at_end_or_max_tokens():
         return tf.one_hot(tf.gather(table, tokens[:, 0]), vocab) * 10.0, states
 
     first = tf.one_hot([1, 4, 4], vocab) * 10.0  # rows start at tokens 1, 4, 4
-    tokens, lengths = sample_loop(step, first, [tf.zeros([3, 1])], max_tokens=tf.constant([10, 10, 2]),
+    tokens, lengths, _ = sample_loop(step, first, [tf.zeros([3, 1])], max_tokens=tf.constant([10, 10, 2]),
                                   temperature=tf.zeros([3]), end_id=0, seed=0)
     assert lengths.numpy().tolist() == [3, 4, 2]  # 1 2 3 <end>; 4 1 2 3 <end>; 4 1 (max 2)
     assert tokens.numpy()[0, :3].tolist() == [1, 2, 3] and tokens.numpy()[1, :4].tolist() == [4, 1, 2, 3]
     assert tokens.numpy()[2, :2].tolist() == [4, 1]
+
+
+# ------------------------------------------------------------------------------------------------ beam search
+# A second-order toy "decoder": the next-token distribution depends on the last two tokens (the state carries the
+# one before last), so a beam search that reorders its states wrongly scores the wrong sequences.
+VOCAB, START, END = 5, 1, 0
+
+
+def toy_table(seed):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(VOCAB, VOCAB, VOCAB)).astype(np.float32) * 2.0  # [before last, last, next]
+
+
+def toy_step(table):
+    table = tf.constant(table)
+
+    def step(tokens, states):
+        last = tokens[:, 0]
+        logits = tf.gather_nd(table, tf.stack([states[0], last], axis=1))
+        return logits, [last]
+    return step
+
+
+def toy_log_probs(table, before, last):
+    logits = table[before, last].astype(np.float64)
+    return logits - np.log(np.exp(logits).sum())
+
+
+def brute_force_best(table, max_length, alpha, banned=()):
+    """The best (tokens, score) over every sequence of at most max_length tokens followed by the end token."""
+    best = (None, -np.inf)
+    for length in range(max_length + 1):
+        for tokens in itertools.product([t for t in range(VOCAB) if t not in (END, *banned)], repeat=length):
+            before, last, total = START, START, 0.0
+            for token in (*tokens, END):
+                total += toy_log_probs(table, before, last)[token]
+                before, last = last, token
+            score = total / ((5.0 + length + 1) / 6.0) ** alpha
+            if score > best[1]:
+                best = (list(tokens), score)
+    return best
+
+
+def run_beam(table, beam, max_lengths, alpha, banned=()):
+    batch = len(max_lengths)
+    states = [tf.fill([batch * beam], START)]
+    return [t.numpy() for t in beam_search(toy_step(table), states, batch, beam, START, END,
+                                           tf.constant(max_lengths), alpha=alpha, banned_ids=banned)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_wide_beam_finds_the_exhaustive_optimum(seed):
+    table = toy_table(seed)
+    tokens, lengths, scores = run_beam(table, beam=VOCAB ** 2, max_lengths=[4], alpha=0.6, banned=(START,))
+    expected_tokens, expected_score = brute_force_best(table, 4, 0.6, banned=(START,))
+    assert tokens[0, :lengths[0]].tolist() == expected_tokens
+    assert scores[0] == pytest.approx(expected_score, abs=1e-4)
+
+
+def test_greedy_is_the_argmax_path_and_beam_never_scores_lower_here():
+    stopped_early = 0
+    for seed in range(8):
+        table = toy_table(seed)
+        tokens, lengths, scores = [t.numpy() for t in greedy_search(
+            toy_step(table), [tf.fill([1], START)], 1, START, END, tf.constant([6]))]
+        before, last, expected, total = START, START, [], 0.0
+        while len(expected) < 6:  # at the limit the row stops without an end token (nothing more is counted)
+            log_probs = toy_log_probs(table, before, last)
+            token = int(np.argmax(log_probs))
+            total += log_probs[token]
+            if token == END:
+                break
+            expected.append(token)
+            before, last = last, token
+        assert tokens[0, :lengths[0]].tolist() == expected and scores[0] == pytest.approx(total, abs=1e-4)
+        if lengths[0] < 6:  # ended with its own end token: the same quantity beam search maximises
+            stopped_early += 1
+            beam_scores = run_beam(table, beam=4, max_lengths=[6], alpha=0.0)[2]
+            assert beam_scores[0] >= scores[0] - 1e-5
+    assert stopped_early >= 3
+
+
+def test_rows_keep_their_own_maximum_length_and_banned_ids_never_appear():
+    table = toy_table(0)
+    table[:, :, END] = -20.0  # the model never wants to stop: every row runs to its limit
+    tokens, lengths, _ = run_beam(table, beam=3, max_lengths=[2, 5, 0], alpha=0.6, banned=(START,))
+    assert lengths.tolist() == [2, 5, 0]
+    for row, length in zip(tokens, lengths):
+        assert START not in row[:length].tolist() and set(row[length:].tolist()) <= {END}
+    batched = run_beam(table, beam=3, max_lengths=[5], alpha=0.6, banned=(START,))[0]
+    assert tokens[1, :5].tolist() == batched[0, :5].tolist()  # a row decodes the same alone or in a batch

@@ -116,7 +116,7 @@ class TextModel(tf.Module):
             logits, *states = self.network([tokens, *states], training=False)
             return tf.cast(logits[:, -1], tf.float32), states
 
-        tokens, counts = decoding.sample_loop(step, last, states, max_tokens, temperature, end_id=EOS_ID,
+        tokens, counts, _ = decoding.sample_loop(step, last, states, max_tokens, temperature, end_id=EOS_ID,
                                               seed=self.seed, top_k=self.top_k, top_p=self.top_p,
                                               banned_ids=(PAD_ID,))
         words = tf.RaggedTensor.from_tensor(tf.gather(self.words, tokens), lengths=counts)

@@ -106,11 +106,14 @@ class TextTranslator(tf.Module):
             return logits[:, -1], states
 
         states = [decoding.tile_beams(state, beam_size) for state in states]
-        tokens, lengths, scores = decoding.beam_search(
-            step, states, tf.shape(source)[0], beam_size, BOS_ID, EOS_ID, max_lengths,
-            alpha=self.alpha if beam_size > 1 else 0.0, banned_ids=(PAD_ID, BOS_ID))
-        if beam_size == 1:  # greedy: report the score under the same length penalty as beam search
-            scores = scores / decoding.gnmt_length_penalty(lengths + 1, self.alpha)
+        batch = tf.shape(source)[0]
+        if beam_size == 1:  # greedy; its score under the same length penalty as beam search's
+            tokens, lengths, log_probs = decoding.greedy_search(step, states, batch, BOS_ID, EOS_ID, max_lengths,
+                                                                banned_ids=(PAD_ID, BOS_ID))
+            scores = log_probs / decoding.gnmt_length_penalty(lengths + 1, self.alpha)
+        else:
+            tokens, lengths, scores = decoding.beam_search(step, states, batch, beam_size, BOS_ID, EOS_ID,
+                                                           max_lengths, alpha=self.alpha, banned_ids=(PAD_ID, BOS_ID))
         translation = self.target_tokenizer.detokenize(tf.RaggedTensor.from_tensor(tokens, lengths=lengths))
         return {"translation": translation, "score": scores, "tokens": tokens, "lengths": lengths}
 
@@ -258,7 +261,7 @@ class TranslationTask(Task):
         options = options or {}
         model = self.text_translator(cfg, run_dir)
         sentences = check_sentences(inputs, model.source_tokenizer, model.max_source_length)
-        beam = options.get("beam") or model.beam_size
+        beam = model.beam_size if options.get("beam") is None else options["beam"]
         if beam < 1:
             raise ConfigError(f"--beam {beam}: expected a positive integer")
         outputs = model.translate_graph(beam)(tf.constant(sentences))
