@@ -41,8 +41,8 @@ def sample_loop(step_fn, logits, states, max_tokens, temperature, end_id, seed, 
     logits [batch, vocab]: scores of the first token to generate; states: what `step_fn` carries;
     max_tokens int32[batch]; temperature float32[batch]; seed: int (step i samples with seed [seed, i]).
     Returns (tokens int32[batch, steps], lengths int32[batch], log_probs float32[batch]); tokens past a row's
-    length are `end_id`; log_probs sums log p of the chosen tokens under the unscaled logits (the end token
-    included when the row ended with it).
+    length are `end_id`; log_probs sums log p of the chosen tokens under the model's own distribution (unscaled,
+    before banning; the end token included when the row ended with it), as `beam_search` scores.
     """
     max_tokens = tf.cast(max_tokens, tf.int32)
     temperature = tf.cast(temperature, logits.dtype)
@@ -52,11 +52,12 @@ def sample_loop(step_fn, logits, states, max_tokens, temperature, end_id, seed, 
         if banned_ids else None
 
     def body(step, logits, states, done, lengths, log_probs, written):
+        model_log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # before banning: the model's
         if banned is not None:
             logits = logits + banned * NEG_INF
         tokens = choose_tokens(logits, temperature, tf.stack([tf.cast(seed, tf.int32), step]), top_k, top_p)
         counted = ~done & (step < max_tokens)
-        chosen = tf.gather(tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1), tokens, batch_dims=1)
+        chosen = tf.gather(model_log_probs, tokens, batch_dims=1)
         log_probs = log_probs + tf.where(counted, chosen, 0.0)
         done = done | (tokens == end_id) | (step >= max_tokens)
         tokens = tf.where(done, end_id, tokens)

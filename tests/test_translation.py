@@ -223,5 +223,6 @@ def test_export_translates_like_the_keras_pipeline_in_a_fresh_process(trained_ru
     shown = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", str(version), "--tag_set", "serve",
                             "--signature_def", "serving_default"], capture_output=True, text=True)
     assert "inputs['text']" in shown.stdout and "outputs['translation']" in shown.stdout
+    capsys.readouterr()
     assert main(["translation", "predict", "--model", str(tmp_path / "ex"), sentences[0]]) == 0
     assert json.loads(capsys.readouterr().out.strip())["translation"] == expected[0]["translation"]

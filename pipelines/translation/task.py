@@ -90,6 +90,7 @@ class TextTranslator(tf.Module):
 
     def encode(self, source):
         memory, *states = self.encoder(source, training=False)
+        memory = tf.identity(memory)  # drop the Keras mask: the decoder takes memory_mask explicitly
         return memory, tf.not_equal(source, PAD_ID), states
 
     def translate(self, text, beam_size):
@@ -121,7 +122,7 @@ class TextTranslator(tf.Module):
         """`translate` as a tf.function for one beam size (traced once per size)."""
         if beam_size not in self._graphs:
             self._graphs[beam_size] = tf.function(lambda text: self.translate(text, beam_size),
-                                                  reduce_retracing=True)
+                                                  input_signature=[tf.TensorSpec([None], tf.string)])
         return self._graphs[beam_size]
 
     def serve(self, text):
@@ -254,8 +255,12 @@ class TranslationTask(Task):
         start = time.perf_counter()
         hypotheses, _ = translate_all(model, list(sources), model.beam_size)
         seconds = time.perf_counter() - start
-        return {"split": split, **corpus_scores(hypotheses, list(references)), "sentences": len(sources),
-                "beam_size": model.beam_size, "sentences_per_second": round(len(sources) / seconds, 2)}
+        metrics = {"split": split, **corpus_scores(hypotheses, list(references)), "sentences": len(sources),
+                   "beam_size": model.beam_size, "sentences_per_second": round(len(sources) / seconds, 2)}
+        if model.beam_size > 1:  # the same model decoded greedily, to show what the beam adds
+            greedy = corpus_scores(translate_all(model, list(sources), 1)[0], list(references))
+            metrics["greedy"] = {key: greedy[key] for key in ("bleu", "chrf", "bleu_lowercase")}
+        return metrics
 
     def predict(self, cfg, inputs, run_dir, options=None):
         options = options or {}
