@@ -93,6 +93,14 @@ def build_config(presets_dir, preset="quick", config_file=None, overrides=None):
     return cfg
 
 
+def require_positive(cfg, *keys):
+    """Each dotted key (e.g. "train.epochs") must hold an integer >= 1; else a ConfigError naming it."""
+    for key in keys:
+        section, name = key.split(".")
+        if cfg[section][name] < 1:
+            raise ConfigError(f"{key}: expected a positive integer, got {cfg[section][name]}")
+
+
 def dump(cfg):
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
 

@@ -1,5 +1,4 @@
 """The speech-keywords task: spoken-word classification from raw audio."""
-import json
 from pathlib import Path
 
 import keras

@@ -11,6 +11,7 @@ import yaml
 from lstm_apps import decoding
 from lstm_apps import export as export_lib
 from lstm_apps import training
+from lstm_apps.config import require_positive
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.inputs.text import (EOS_ID, PAD_ID, UNK_ID, Vocabulary, bptt_dataset, bptt_windows, read_corpus,
                                    read_lines, stream)
@@ -157,9 +158,7 @@ class LanguageModelTask(Task):
 
     def load_data(self, cfg):
         train_cfg = cfg["train"]
-        for key in ("batch_size", "bptt", "epochs"):
-            if train_cfg[key] < 1:
-                raise ConfigError(f"train.{key}: expected a positive integer, got {train_cfg[key]}")
+        require_positive(cfg, "train.batch_size", "train.bptt", "train.epochs")
         training.make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"])  # a bad name fails early
         data = data_lib.load(cfg)
         for split in ("train", "valid"):  # too-small splits fail before the run dir is touched

@@ -12,6 +12,7 @@ import yaml
 from lstm_apps import decoding
 from lstm_apps import export as export_lib
 from lstm_apps import training
+from lstm_apps.config import require_positive
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.inputs.subwords import (BOS_ID, EOS_ID, PAD_ID, SubwordTokenizer, read_sentencepiece,
                                        train_sentencepiece)
@@ -192,9 +193,7 @@ class TranslationTask(Task):
 
     def load_data(self, cfg):
         train_cfg = cfg["train"]
-        for key in ("batch_tokens", "bucket_width", "epochs"):
-            if train_cfg[key] < 1:
-                raise ConfigError(f"train.{key}: expected a positive integer, got {train_cfg[key]}")
+        require_positive(cfg, "train.batch_tokens", "train.bucket_width", "train.epochs")
         if train_cfg["batch_tokens"] < cfg["data"]["max_length"]:
             raise ConfigError(f"train.batch_tokens: {train_cfg['batch_tokens']} is smaller than data.max_length "
                               f"{cfg['data']['max_length']}; expected room for at least one sentence")
