@@ -1,0 +1,1 @@
+"""Video captioning: frames -> CNN features -> LSTM encoder/decoder -> sentence (MSVD; generated clips)."""
