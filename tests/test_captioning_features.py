@@ -1,0 +1,60 @@
+"""Frame features: the real keras.applications backbone over really decoded frames, cached per clip, resumed
+after an interruption, and precomputed features read in the same format."""
+import numpy as np
+import pytest
+
+from lstm_apps.errors import ConfigError, DataError
+from lstm_apps.inputs.video import read_frames
+from pipelines.captioning import features
+
+
+@pytest.fixture(scope="module")
+def clips():
+    from conftest import shared
+    folder = shared("msvd") / "sample_clips"
+    return {p.stem: p for p in sorted(folder.glob("*.avi"))[:2]}
+
+
+def test_features_equal_the_backbone_on_the_decoded_frames_and_are_cached(clips, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    assert features.extract(clips, tmp_path, "vgg16", "none", num_frames=3) == 2
+    clip, path = next(iter(clips.items()))
+    cached = features.load_features(tmp_path, clip, num_frames=3, dim=4096)
+    assert cached.shape == (3, 4096) and cached.dtype == np.float32 and (cached >= 0).all()  # fc2 is post-ReLU
+    # the same numbers as the VGG16 fc2 network (same seed: the same random weights) on the frames decoded directly
+    keras.utils.set_random_seed(0)
+    direct = features.build_backbone("vgg16", "none").predict(read_frames(path, 3, size=(224, 224)), verbose=0)
+    assert cached.std() > 0
+    np.testing.assert_allclose(cached, direct, rtol=1e-4, atol=1e-4 * np.abs(direct).max())
+    # cached files are reused: nothing is recomputed, and a deleted one (an interrupted run) is the only one redone
+    stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.npy")}
+    assert features.extract(clips, tmp_path, "vgg16", "none", num_frames=3) == 0
+    (tmp_path / f"{clip}.npy").unlink()
+    assert features.extract(clips, tmp_path, "vgg16", "none", num_frames=3) == 1
+    other = [name for name in stamps if name != f"{clip}.npy"][0]
+    assert (tmp_path / other).stat().st_mtime_ns == stamps[other]
+
+
+def test_small_backbones_by_name_and_bad_names(tmp_path):
+    model = features.build_backbone("mobilenet_v2", "none")
+    assert model.predict(np.zeros((2, 224, 224, 3), np.uint8), verbose=0).shape == (2, 1280)
+    with pytest.raises(ConfigError, match="unknown backbone 'vgg19'"):
+        features.build_backbone("vgg19")
+    with pytest.raises(ConfigError, match="no such file"):
+        features.build_backbone("vgg16", str(tmp_path / "missing.h5"))
+
+
+def test_precomputed_msvd_features_read_in_the_same_format(tmp_path):
+    from conftest import shared
+    folder = shared("msvd_features")
+    ids = features.unpack_npz(folder / "msvd_vgg16_mlds_fp32.npz", tmp_path)
+    assert len(ids) == 53
+    loaded = features.load_features(tmp_path, ids[0], num_frames=80, dim=4096)
+    assert loaded.shape == (80, 4096) and (loaded >= 0).all()
+    np.save(tmp_path / "bad.npy", np.zeros((80, 10), np.float32))
+    with pytest.raises(DataError, match=r"bad\.npy: features of shape \(80, 10\); expected \(80, 4096\)"):
+        features.load_features(tmp_path, "bad", num_frames=80, dim=4096)
+    with pytest.raises(DataError, match="missing features for clip nowhere"):
+        features.load_features(tmp_path, "nowhere")
