@@ -182,3 +182,15 @@ def beam_search(step_fn, states, batch_size, beam_size, start_id, end_id, max_le
     tokens = finished_seq[:, 0, 1:]
     tokens = tf.where(tf.sequence_mask(lengths, tf.shape(tokens)[1]), tokens, end_id)
     return tokens, lengths, finished_scores[:, 0]
+
+
+def keep_better(first, second):
+    """Per row, the better-scoring of two decodings, each (tokens int32[batch, steps], lengths int32[batch],
+    scores float32[batch]) (e.g. beam search and greedy: beam search can prune the greedy prefix and end below it,
+    so a caller that promises "never worse than greedy" keeps the greedy row where it scores higher)."""
+    (tokens_a, lengths_a, scores_a), (tokens_b, lengths_b, scores_b) = first, second
+    width = tf.maximum(tf.shape(tokens_a)[1], tf.shape(tokens_b)[1])
+    pad = lambda t: tf.pad(t, [[0, 0], [0, width - tf.shape(t)[1]]])  # noqa: E731 (masked by lengths anyway)
+    take_b = scores_b > scores_a
+    return (tf.where(take_b[:, None], pad(tokens_b), pad(tokens_a)), tf.where(take_b, lengths_b, lengths_a),
+            tf.where(take_b, scores_b, scores_a))

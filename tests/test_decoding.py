@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_apps.decoding import NEG_INF, beam_search, choose_tokens, filter_logits, greedy_search, sample_loop
+from lstm_apps.decoding import (NEG_INF, beam_search, choose_tokens, filter_logits, greedy_search, keep_better,
+                                sample_loop)
 
 
 def test_top_k_keeps_the_k_largest():
@@ -144,3 +145,12 @@ def test_rows_keep_their_own_maximum_length_and_banned_ids_never_appear():
         assert START not in row[:length].tolist() and set(row[length:].tolist()) <= {END}
     batched = run_beam(table, beam=3, max_lengths=[5], alpha=0.6, banned=(START,))[0]
     assert tokens[1, :5].tolist() == batched[0, :5].tolist()  # a row decodes the same alone or in a batch
+
+
+def test_keep_better_takes_each_row_from_the_higher_score():
+    first = (tf.constant([[5, 6, 7]]), tf.constant([3]), tf.constant([-2.0]))
+    first = tuple(tf.concat([t, t], 0) for t in first)
+    second = (tf.constant([[8], [9]]), tf.constant([1, 1]), tf.constant([-1.0, -3.0]))
+    tokens, lengths, scores = [t.numpy() for t in keep_better(first, second)]
+    assert tokens[0, :1].tolist() == [8] and tokens[1].tolist() == [5, 6, 7]
+    assert lengths.tolist() == [1, 3] and scores.tolist() == [-1.0, -2.0]

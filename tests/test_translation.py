@@ -180,7 +180,7 @@ def test_quick_run_translates_far_better_than_untrained_and_copying(trained_run,
 
 
 @pytest.mark.slow
-def test_beam_scores_at_least_greedy_for_nearly_every_sentence(trained_run, multi30k):
+def test_beam_scores_at_least_greedy_for_each_sentence(trained_run, multi30k):
     from lstm_apps.runner import load_run_config
     from pipelines.translation.task import translate_all
 
@@ -188,10 +188,9 @@ def test_beam_scores_at_least_greedy_for_nearly_every_sentence(trained_run, mult
     sources = held_out(multi30k)[0][:40]
     _, greedy = translate_all(model, sources, 1)
     _, beam = translate_all(model, sources, 5)
-    # Beam search keeps the 5 best prefixes, so it can prune the greedy prefix and (rarely, on a well-trained
-    # model) end below greedy: the quick-preset model scored at least greedy on 40 of 40 sentences here, an
-    # undertrained one (perplexity 79) on 32 of 40. Assert it for nearly every sentence, and better on average.
-    assert np.mean(beam >= greedy - 1e-4) >= 0.9, np.flatnonzero(beam < greedy - 1e-4)
+    # beam search alone can prune the greedy prefix and end below it (an undertrained model did on 8 of 40
+    # sentences); the translator keeps the greedy translation where it scores higher
+    assert np.all(beam >= greedy - 1e-4), np.flatnonzero(beam < greedy - 1e-4)
     assert beam.mean() > greedy.mean() and np.mean(beam > greedy + 1e-4) > 0.1
 
 

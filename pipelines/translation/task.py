@@ -101,23 +101,33 @@ class TextTranslator(tf.Module):
         memory, mask, states = self.encode(source)
         source_lengths = tf.reduce_sum(tf.cast(mask, tf.float32), axis=1)
         max_lengths = tf.cast(tf.math.ceil(self.length_ratio * source_lengths + self.length_offset), tf.int32)
-        memory, mask = decoding.tile_beams(memory, beam_size), decoding.tile_beams(mask, beam_size)
+        batch = tf.shape(source)[0]
+        greedy = self.greedy(source, memory, mask, states, max_lengths)
+        if beam_size == 1:
+            tokens, lengths, scores = greedy
+        else:  # beam search, but never a lower score than greedy (it can prune the greedy prefix on the way)
+            tiled = [decoding.tile_beams(t, beam_size) for t in (memory, mask, *states)]
+            beam = decoding.beam_search(self.step_fn(*tiled[:2]), tiled[2:], batch, beam_size, BOS_ID, EOS_ID,
+                                        max_lengths, alpha=self.alpha, banned_ids=(PAD_ID, BOS_ID))
+            # a greedy row cut at its maximum length has no end-token term in its score: it may not win
+            cut = greedy[1] >= max_lengths
+            tokens, lengths, scores = decoding.keep_better(beam, (*greedy[:2], tf.where(cut, decoding.NEG_INF,
+                                                                                        greedy[2])))
+        translation = self.target_tokenizer.detokenize(tf.RaggedTensor.from_tensor(tokens, lengths=lengths))
+        return {"translation": translation, "score": scores, "tokens": tokens, "lengths": lengths}
 
+    def step_fn(self, memory, mask):
+        """One decoder step over `memory` (a `decoding` step function)."""
         def step(tokens, states):
             logits, _, *states = self.decoder([tokens, memory, mask, *states], training=False)
             return logits[:, -1], states
+        return step
 
-        states = [decoding.tile_beams(state, beam_size) for state in states]
-        batch = tf.shape(source)[0]
-        if beam_size == 1:  # greedy; its score under the same length penalty as beam search's
-            tokens, lengths, log_probs = decoding.greedy_search(step, states, batch, BOS_ID, EOS_ID, max_lengths,
-                                                                banned_ids=(PAD_ID, BOS_ID))
-            scores = log_probs / decoding.gnmt_length_penalty(lengths + 1, self.alpha)
-        else:
-            tokens, lengths, scores = decoding.beam_search(step, states, batch, beam_size, BOS_ID, EOS_ID,
-                                                           max_lengths, alpha=self.alpha, banned_ids=(PAD_ID, BOS_ID))
-        translation = self.target_tokenizer.detokenize(tf.RaggedTensor.from_tensor(tokens, lengths=lengths))
-        return {"translation": translation, "score": scores, "tokens": tokens, "lengths": lengths}
+    def greedy(self, source, memory, mask, states, max_lengths):
+        """Greedy decoding: (tokens, lengths, scores under the same length penalty as beam search)."""
+        tokens, lengths, log_probs = decoding.greedy_search(self.step_fn(memory, mask), states, tf.shape(source)[0],
+                                                            BOS_ID, EOS_ID, max_lengths, banned_ids=(PAD_ID, BOS_ID))
+        return tokens, lengths, log_probs / decoding.gnmt_length_penalty(lengths + 1, self.alpha)
 
     def translate_graph(self, beam_size):
         """`translate` as a tf.function for one beam size (traced once per size)."""
