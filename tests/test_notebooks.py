@@ -49,12 +49,22 @@ def json_lines(nb, key):
     return found
 
 
-def test_speech_keywords_notebook(fsdd_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("LSTM_APPS_FSDD", str(fsdd_dir))
-    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_EPOCHS", str(EPOCHS))
-    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_WORK_DIR", str(tmp_path / "work"))
+def run_notebook(name, tmp_path, monkeypatch, **env):
+    """Execute notebooks/NAME.ipynb with its LSTM_APPS_* environment variables set (data paths and small
+    parameters) and a fresh work dir in tmp_path."""
+    for key, value in {**env, "LSTM_APPS_NOTEBOOK_WORK_DIR": tmp_path / "work"}.items():
+        monkeypatch.setenv(key, str(value))
     (tmp_path / "work").mkdir()
-    nb = execute("speech_keywords", tmp_path)  # (a) every cell ran without an error
+    return execute(name, tmp_path)
+
+
+def images_shown(nb):
+    return [o for o in outputs_of(nb) if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+
+
+def test_speech_keywords_notebook(fsdd_dir, tmp_path, monkeypatch):
+    nb = run_notebook("speech_keywords", tmp_path, monkeypatch,  # (a) every cell ran without an error
+                      LSTM_APPS_FSDD=fsdd_dir, LSTM_APPS_NOTEBOOK_EPOCHS=EPOCHS)
 
     # (b) the accuracy the notebook's evaluation reported, as its last code cell prints it
     records = json_lines(nb, "test_accuracy")
@@ -63,37 +73,29 @@ def test_speech_keywords_notebook(fsdd_dir, tmp_path, monkeypatch):
     assert records[0]["test_accuracy"] > MIN_ACCURACY, records[0]
 
     # (c) inline figures: the waveform/spectrogram plot, the learning curve and the confusion matrix
-    images = [o for o in outputs_of(nb) if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    images = images_shown(nb)
     assert len(images) >= 3, f"expected at least 3 PNG outputs, got {len(images)}"
 
 
 def test_language_model_notebook(tmp_path, monkeypatch):
     from conftest import shared
 
-    monkeypatch.setenv("LSTM_APPS_PTB", str(shared("ptb")))
-    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_EPOCHS", "2")
-    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_TRAIN_TOKENS", "150000")
-    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_WORK_DIR", str(tmp_path / "work"))
-    (tmp_path / "work").mkdir()
-    nb = execute("language_model", tmp_path)
+    nb = run_notebook("language_model", tmp_path, monkeypatch, LSTM_APPS_PTB=shared("ptb"),
+                      LSTM_APPS_NOTEBOOK_EPOCHS=2, LSTM_APPS_NOTEBOOK_TRAIN_TOKENS=150000)
     records = json_lines(nb, "valid_perplexity")
     assert len(records) == 1 and records[0]["epochs"] == 2
     # two epochs on 150k tokens (one gave 455 against the unigram model's 575): well below the unigram model
     assert records[0]["valid_perplexity"] < 0.75 * records[0]["unigram_perplexity"], records[0]
-    images = [o for o in outputs_of(nb) if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    images = images_shown(nb)
     assert images, "the learning curve is shown"
 
 
 def test_translation_notebook(tmp_path, monkeypatch):
     from conftest import shared
 
-    monkeypatch.setenv("LSTM_APPS_MULTI30K", str(shared("multi30k") / "raw"))
-    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_TRAIN_PAIRS", "2000")
-    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_EPOCHS", "2")
-    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_HELD_OUT", "64")
-    monkeypatch.setenv("LSTM_APPS_NOTEBOOK_WORK_DIR", str(tmp_path / "work"))
-    (tmp_path / "work").mkdir()
-    nb = execute("translation", tmp_path)
+    nb = run_notebook("translation", tmp_path, monkeypatch, LSTM_APPS_MULTI30K=shared("multi30k") / "raw",
+                      LSTM_APPS_NOTEBOOK_TRAIN_PAIRS=2000, LSTM_APPS_NOTEBOOK_EPOCHS=2,
+                      LSTM_APPS_NOTEBOOK_HELD_OUT=64)
 
     # the exported SavedModel (reloaded) translates like the Keras pipeline: same strings, same scores
     checks = json_lines(nb, "export_check")
@@ -113,5 +115,5 @@ def test_translation_notebook(tmp_path, monkeypatch):
     assert {"bleu_beam", "bleu_greedy", "bleu_copy"} <= set(record), record
 
     # inline figures: the learning curve and the attention heat map
-    images = [o for o in outputs_of(nb) if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    images = images_shown(nb)
     assert len(images) >= 2, f"expected at least 2 PNG outputs, got {len(images)}"
