@@ -34,6 +34,14 @@ def choose_tokens(logits, temperature, seed, top_k=0, top_p=1.0):
     return tf.where(temperature <= 0.0, greedy, sampled)
 
 
+def banned_penalty(banned_ids, vocab, dtype=tf.float32):
+    """NEG_INF at `banned_ids`, 0 elsewhere ([vocab]; None when nothing is banned): added to scores so those ids
+    are never chosen."""
+    if not banned_ids:
+        return None
+    return NEG_INF * tf.reduce_sum(tf.one_hot(list(banned_ids), vocab, dtype=dtype), axis=0)
+
+
 def sample_loop(step_fn, logits, states, max_tokens, temperature, end_id, seed, top_k=0, top_p=1.0,
                 banned_ids=()):
     """Generate up to `max_tokens[row]` tokens per row, stopping a row at `end_id` (not included).
@@ -48,13 +56,12 @@ def sample_loop(step_fn, logits, states, max_tokens, temperature, end_id, seed, 
     temperature = tf.cast(temperature, logits.dtype)
     batch = tf.shape(logits)[0]
     steps = tf.reduce_max(tf.concat([max_tokens, [0]], axis=0))
-    banned = tf.reduce_sum(tf.one_hot(list(banned_ids), tf.shape(logits)[-1], dtype=logits.dtype), axis=0) \
-        if banned_ids else None
+    banned = banned_penalty(banned_ids, tf.shape(logits)[-1], logits.dtype)
 
     def body(step, logits, states, done, lengths, log_probs, written):
         model_log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # before banning: the model's
         if banned is not None:
-            logits = logits + banned * NEG_INF
+            logits = logits + banned
         tokens = choose_tokens(logits, temperature, tf.stack([tf.cast(seed, tf.int32), step]), top_k, top_p)
         counted = ~done & (step < max_tokens)
         chosen = tf.gather(model_log_probs, tokens, batch_dims=1)
@@ -137,7 +144,7 @@ def beam_search(step_fn, states, batch_size, beam_size, start_id, end_id, max_le
         vocab = tf.shape(logits)[-1]
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
         if banned_ids:
-            log_probs = log_probs + NEG_INF * tf.reduce_sum(tf.one_hot(list(banned_ids), vocab), axis=0)
+            log_probs = log_probs + banned_penalty(banned_ids, vocab)
         # a row at its maximum length may only end: every other token is ruled out
         end_only = tf.one_hot(end_id, vocab, on_value=0.0, off_value=NEG_INF)
         log_probs = tf.where((step >= max_lengths)[:, None, None], split_beams(log_probs) + end_only,

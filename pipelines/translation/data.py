@@ -37,7 +37,7 @@ def resolve_folder(data_cfg):
 
 
 def split_source(data_dir, split, source_lang, target_lang):
-    """The file(s) holding `split`: ("pair", source file, target file) or ("tsv", file)."""
+    """The file(s) holding `split`: (source file, target file) or (tsv file,)."""
     for suffix in ("", ".gz"):
         source = data_dir / f"{split}.{source_lang}{suffix}"
         target = data_dir / f"{split}.{target_lang}{suffix}"
