@@ -13,7 +13,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from lstm_apps.errors import LSTMAppsError  # noqa: E402
-from lstm_apps.tasks import PLANNED_TASKS, PREDICT_OPTIONS, TASK_MODULES  # noqa: E402
+from lstm_apps.tasks import PREDICT_OPTIONS, TASK_MODULES  # noqa: E402
 
 EXIT_USER_ERROR = 2
 
@@ -28,7 +28,7 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser():
     parser = _OneLineParser(prog="lstm-apps", description="LSTM pipelines: train, evaluate, predict, export.")
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK", parser_class=_OneLineParser)
-    for task in (*TASK_MODULES, *PLANNED_TASKS):
+    for task in TASK_MODULES:
         verbs = tasks.add_parser(task, help=f"the {task} pipeline").add_subparsers(
             dest="verb", required=True, metavar="VERB", parser_class=_OneLineParser)
 

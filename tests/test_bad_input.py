@@ -132,11 +132,11 @@ def test_console_script_prints_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_planned_task_is_one_clear_line(tmp_path, capsys):
+def test_a_folder_that_is_not_a_run_dir_is_one_clear_line(tmp_path, capsys):
     code = main(["captioning", "evaluate", "--run-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err == ("lstm-apps captioning evaluate: error: task 'captioning' is not available yet "
-                                 "in this version (available: keywords, language-model, translation)")
+    assert code == 2 and err == (f"lstm-apps captioning evaluate: error: {tmp_path}: not a run dir (no config.yaml); "
+                                 f"expected the --run-dir of train")
 
 
 def test_usage_error_is_one_line(capsys):

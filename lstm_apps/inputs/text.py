@@ -92,11 +92,11 @@ class Vocabulary:
     words: list
 
     @classmethod
-    def from_tokens(cls, tokens, max_size=0):
-        """The training split's words, most frequent first (ties alphabetically); `max_size` > 0 caps the total
-        size, specials included; the rest become `<unk>`."""
+    def from_tokens(cls, tokens, max_size=0, min_count=1):
+        """The training split's words seen at least `min_count` times, most frequent first (ties alphabetically);
+        `max_size` > 0 caps the total size, specials included; the rest become `<unk>`."""
         counts = collections.Counter(t for t in tokens if t not in SPECIALS)
-        ranked = sorted(counts, key=lambda w: (-counts[w], w))
+        ranked = sorted((w for w in counts if counts[w] >= min_count), key=lambda w: (-counts[w], w))
         if max_size > 0:
             ranked = ranked[: max(0, max_size - len(SPECIALS))]
         return cls(list(SPECIALS) + ranked)

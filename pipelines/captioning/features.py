@@ -5,7 +5,8 @@ the same way).
 Extraction is batched, shows a progress bar, writes each file atomically and skips clips already cached: an
 interrupted run resumes where it stopped. ImageNet weights come from the Keras cache (`weights: imagenet`; there
 is no network here) or a local weights file (`weights: /path/to/file.h5`); `weights: none` keeps the random
-initialisation (tests: the real network and the real decoding, without pretrained weights).
+initialisation (tests: the real network and the real decoding, without pretrained weights), built from seed 0 so the features
+cached at extraction and the backbone inside an export are the same network.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,9 @@ class Backbone:
     output: str         # "fc2" (the VGG16 fc2 layer, as the MSVD feature sets) or "avg" (global average pooling)
 
 
-# features.backbone -> how to build it
+# features.backbone -> how to build it (and `conv`: the small frame encoder trained end to end with the captioner,
+# in pipelines.captioning.model)
+TRAINABLE = "conv"
 BACKBONES = {
     "vgg16": Backbone("VGG16", "vgg16", (224, 224), "fc2"),
     "resnet50": Backbone("ResNet50", "resnet50", (224, 224), "avg"),
@@ -39,11 +42,13 @@ def build_backbone(name, weights="imagenet"):
     import keras
 
     if name not in BACKBONES:
-        raise ConfigError(f"features.backbone: unknown backbone '{name}' (known: {', '.join(BACKBONES)})")
+        raise ConfigError(f"features.backbone: unknown backbone '{name}' (known: {', '.join([TRAINABLE, *BACKBONES])})")
     spec = BACKBONES[name]
     if weights not in ("imagenet", None, "none") and not Path(weights).is_file():
         raise ConfigError(f"features.weights: {weights}: no such file; expected imagenet, none or a weights file")
     weights = None if weights in (None, "none") else weights
+    if weights is None:  # the same random network every time: extraction and export must agree
+        keras.utils.set_random_seed(0)
     application = getattr(keras.applications, spec.application)
     preprocess = getattr(keras.applications, spec.module).preprocess_input
     try:
@@ -60,9 +65,10 @@ def build_backbone(name, weights="imagenet"):
     return keras.Model(frames, features, name=f"{name}_features")
 
 
-def extract(videos, cache_dir, backbone_name, weights, num_frames, batch_size=32):
+def extract(videos, cache_dir, backbone_name, weights, num_frames, size=None, batch_size=32):
     """Features of every video ({clip id: path}) into cache_dir/<clip>.npy, skipping those already there.
-    Returns the number of clips computed now."""
+    With the trainable `conv` frame encoder the cached arrays are the decoded frames themselves, uint8
+    (T, size, size, 3): the encoder learns from them in training. Returns the number of clips computed now."""
     import keras
 
     cache_dir = Path(cache_dir)
@@ -70,41 +76,69 @@ def extract(videos, cache_dir, backbone_name, weights, num_frames, batch_size=32
     todo = {clip: path for clip, path in videos.items() if not (cache_dir / f"{clip}.npy").exists()}
     if not todo:
         return 0
-    backbone = build_backbone(backbone_name, weights)
-    size = BACKBONES[backbone_name].size
+    trainable = backbone_name == TRAINABLE
+    backbone = None if trainable else build_backbone(backbone_name, weights)
+    frame_size = (size, size) if trainable else BACKBONES[backbone_name].size
     progress = keras.utils.Progbar(len(todo), unit_name="clip")
     for done, (clip, path) in enumerate(sorted(todo.items()), start=1):
-        frames = read_frames(path, num_frames, size=size)
-        features = backbone.predict(frames, batch_size=batch_size, verbose=0).astype(np.float32)
+        frames = read_frames(path, num_frames, size=frame_size)
+        array = frames if trainable else backbone.predict(frames, batch_size=batch_size, verbose=0).astype(np.float32)
         tmp = cache_dir / f".{clip}.tmp.npy"
-        np.save(tmp, features)
+        np.save(tmp, array)
         tmp.replace(cache_dir / f"{clip}.npy")
         progress.update(done)
     return len(todo)
 
 
-def load_features(cache_dir, clip, num_frames=None, dim=None):
-    """One clip's (T, D) features; a missing file or one of the wrong shape is a DataError naming it."""
-    path = Path(cache_dir) / f"{clip}.npy"
+def check_shape(array, source, num_frames=None, tail=None):
+    """`array` as (num_frames or any T, *tail); anything else is a DataError naming `source`."""
+    expected = (num_frames, *tail) if tail else None
+    if array.ndim < 2 or (num_frames and array.shape[0] != num_frames) or (tail and array.shape[1:] != tuple(tail)):
+        wanted = f"({num_frames or 'T'}, {', '.join(map(str, tail)) if tail else 'D'})"
+        raise DataError(f"{source}: features of shape {array.shape}; expected {wanted}")
+    return array if array.dtype == np.uint8 else array.astype(np.float32)
+
+
+def find_feature_file(folder, clip):
+    """folder/<clip>.npy, or folder/<clip>.<ext>.npy (public sets name them after the video: `x.avi.npy`)."""
+    path = Path(folder) / f"{clip}.npy"
+    if path.is_file():
+        return path
+    return next(iter(sorted(Path(folder).glob(f"{clip}.*.npy"))), None)
+
+
+def read_feature_set(source, clips, num_frames=None, tail=None):
+    """{clip: array} of the `clips` found in `source`: a folder of per-clip .npy files or an .npz archive with
+    `features` [n, T, ...] and `clip_ids` [n] (as the shared MSVD set). Clips without features are left out; a
+    file of the wrong shape is a DataError naming it."""
+    source = Path(source)
+    if source.suffix == ".npz":
+        try:
+            archive = np.load(source)
+            ids, arrays = [str(c) for c in archive["clip_ids"]], archive["features"]
+        except (KeyError, ValueError, OSError) as error:
+            raise DataError(f"{source}: not a features archive ({error}); expected `features` and `clip_ids`") \
+                from None
+        index = {clip: i for i, clip in enumerate(ids)}
+        return {clip: check_shape(arrays[index[clip]], f"{source}[{clip}]", num_frames, tail)
+                for clip in clips if clip in index}
+    if not source.is_dir():
+        raise DataError(f"data.features {source}: no such folder or .npz archive; expected per-clip (T, D) .npy files")
+    found = {}
+    for clip in clips:
+        path = find_feature_file(source, clip)
+        if path is not None:
+            found[clip] = load_features(path, num_frames, tail)
+    return found
+
+
+def load_features(path, num_frames=None, tail=None):
+    """One clip's array from a .npy file; an unreadable file or one of the wrong shape is a DataError naming it."""
+    path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: missing features for clip {clip}; run feature extraction or give the folder "
-                        f"of precomputed (T, D) .npy files")
+        raise DataError(f"{path}: no such file; expected a (T, D) .npy features file")
     try:
-        features = np.load(path)
+        array = np.load(path)
     except (ValueError, OSError) as error:
-        raise DataError(f"{path}: not a .npy array ({error})") from None
-    if features.ndim != 2 or (num_frames and features.shape[0] != num_frames) or (dim and features.shape[1] != dim):
-        expected = f"({num_frames or 'T'}, {dim or 'D'})"
-        raise DataError(f"{path}: features of shape {features.shape}; expected {expected}")
-    return features.astype(np.float32)
-
-
-def unpack_npz(npz_path, cache_dir):
-    """Write the clips of a features archive (`features` [n, T, D] + `clip_ids` [n], as the shared MSVD set) as
-    one .npy per clip in cache_dir. Returns the clip ids."""
-    archive = np.load(npz_path)
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    for clip, features in zip(archive["clip_ids"], archive["features"]):
-        np.save(cache_dir / f"{clip}.npy", features.astype(np.float32))
-    return [str(c) for c in archive["clip_ids"]]
+        raise DataError(f"{path}: not a .npy array ({str(error).splitlines()[0]})") from None
+    return check_shape(array, path, num_frames, tail)

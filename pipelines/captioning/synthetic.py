@@ -18,15 +18,16 @@ import numpy as np
 
 from lstm_apps.inputs.video import write_video
 
-COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 235), "yellow": (235, 215, 40)}
-SHAPES = ("circle", "square", "triangle")
+COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 235), "yellow": (235, 215, 40),
+           "white": (240, 240, 240)}
+SHAPES = ("circle", "square", "triangle", "diamond")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 PHRASES = {"left": "to the left", "right": "to the right", "up": "up", "down": "down"}
 TEMPLATES = ("a {colour} {shape} moves {phrase}", "a {colour} {shape} is moving {phrase}",
              "the {colour} {shape} slides {phrase}")
 # colour-shape pairs kept out of training
 HELD_OUT = {"val": (("red", "square"), ("blue", "triangle")),
-            "test": (("red", "triangle"), ("green", "circle"), ("blue", "square"), ("yellow", "circle"))}
+            "test": (("green", "circle"), ("yellow", "diamond"), ("white", "triangle"))}
 
 
 def split_of(colour, shape):
@@ -47,6 +48,8 @@ def shape_mask(shape, size, centre, radius):
         return (y - cy) ** 2 + (x - cx) ** 2 <= radius ** 2
     if shape == "square":
         return (abs(y - cy) <= radius * 0.85) & (abs(x - cx) <= radius * 0.85)
+    if shape == "diamond":
+        return abs(y - cy) + abs(x - cx) <= radius
     # triangle pointing up: below the two slanted edges, above the base
     return (y <= cy + radius * 0.8) & (abs(x - cx) <= (y - (cy - radius)) * 0.6)
 

@@ -12,7 +12,8 @@ import keras
 from keras import ops
 
 from lstm_apps.inputs.subwords import PAD_ID
-from lstm_apps.layers import LSTMStack, LuongAttention, ReversibleEmbedding
+from lstm_apps.layers import LSTMStack
+from lstm_apps.seq2seq import build_attention_decoder
 
 
 def build_translator(cfg, source_vocab, target_vocab):
@@ -42,25 +43,9 @@ def build_encoder(cfg, vocab_size):
 
 def build_decoder(cfg, vocab_size):
     model_cfg = cfg["model"]
-    units = 2 * model_cfg["units"]
-    target = keras.Input((None,), dtype="int32", name="target")
-    memory = keras.Input((None, units), name="memory")
-    memory_mask = keras.Input((None,), dtype="bool", name="memory_mask")
-    states = [keras.Input((units,), name=f"state_{index}") for index in range(2 * model_cfg["layers"])]
-    embedding = ReversibleEmbedding(vocab_size, model_cfg["embedding_dim"], output_bias=model_cfg["tie_embeddings"],
-                                    name="target_embedding")
-    stack = LSTMStack(units, model_cfg["layers"], return_sequences=True, return_state=True,
-                      input_dropout=model_cfg["dropout"], dropout=model_cfg["dropout"], name="decoder_stack")
-    outputs, *new_states = stack(embedding(target), mask=ops.not_equal(target, PAD_ID), initial_state=states)
-    attention_units = model_cfg["embedding_dim"] if model_cfg["tie_embeddings"] else units
-    attentional, weights = LuongAttention(attention_units, score=model_cfg["attention"],
-                                          name="attention")([outputs, memory, memory_mask])
-    attentional = keras.layers.Dropout(model_cfg["dropout"], name="output_dropout")(attentional)
-    if model_cfg["tie_embeddings"]:
-        logits = embedding(attentional, reverse=True)
-    else:
-        logits = keras.layers.Dense(vocab_size, name="output")(attentional)
-    return keras.Model([target, memory, memory_mask, *states], [logits, weights, *new_states], name="decoder")
+    units = 2 * model_cfg["units"]  # the decoder starts from both encoder directions
+    return build_attention_decoder(vocab_size, model_cfg["embedding_dim"], units, model_cfg["layers"], units,
+                                   model_cfg["dropout"], model_cfg["attention"], model_cfg["tie_embeddings"])
 
 
 def parts(translator):
