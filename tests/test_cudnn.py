@@ -17,10 +17,14 @@ from pipelines.keywords.model import MODELS, build_model
 from pipelines.keywords.task import TASK
 from pipelines.language_model.model import build_network, zero_states
 from pipelines.language_model.task import TASK as LM_TASK
+from pipelines.captioning.model import ARCHITECTURES, build_captioner
+from pipelines.captioning.task import TASK as CAPTIONING_TASK
 from pipelines.translation.model import build_translator, parts
 from pipelines.translation.task import TASK as TRANSLATION_TASK
 
 PINNED_KERAS = "3.15."
+# models whose LSTM layers run more than once per forward pass: S2VT's stack reads the frames, then the words
+CALLS_PER_LAYER = {f"captioning/training/s2vt/layers={layers}": 2 for layers in (1, 2)}
 
 
 def all_project_models():
@@ -47,6 +51,19 @@ def all_project_models():
         memory, *states = encoder(source)
         step = [keras.ops.convert_to_tensor(x) for x in (np.array([[9], [13]], "int32"), memory, source != 0, *states)]
         yield f"translation/decoder-step/layers={layers}", decoder, step  # one beam-search step
+    words = np.array([[2, 5, 6, 7], [2, 8, 0, 0]], "int32")  # right-padded, <eos>-first captions
+    for architecture, layers in itertools.product(ARCHITECTURES, (1, 2)):
+        caption_cfg = build_config(CAPTIONING_TASK.presets_dir, "full", overrides=[
+            f"model.architecture={architecture}", "model.units=16", "model.embedding_dim=8", f"model.layers={layers}"])
+        captioner = build_captioner(caption_cfg, 30, (5, 12))
+        yield f"captioning/training/{architecture}/layers={layers}", captioner, [np.zeros((2, 5, 12), "float32"), words]
+        if architecture == "sa-lstm":
+            memory, *states = captioner.get_layer("encoder")(np.zeros((2, 5, 12), "float32"))
+            step = [keras.ops.convert_to_tensor(x) for x in (words[:, :1], memory, np.ones((2, 5), bool), *states)]
+            yield f"captioning/decoder-step/sa-lstm/layers={layers}", captioner.get_layer("decoder"), step
+    conv_cfg = build_config(CAPTIONING_TASK.presets_dir, "quick")  # frames through the trainable conv encoder
+    yield "captioning/training/conv-frames", build_captioner(conv_cfg, 30, (3, 64, 64, 3)), [
+        np.zeros((2, 3, 64, 64, 3), "uint8"), words]
 
 
 def lstm_layers(model):
@@ -88,10 +105,11 @@ def test_every_lstm_takes_the_cudnn_path(cudnn_recorder, training):
             assert layer.use_cudnn in ("auto", True), name
         cudnn_recorder.clear()
         model(example, training=training)
-        assert len(cudnn_recorder) == len(layers), (
-            f"{name}: {len(cudnn_recorder)} of {len(layers)} LSTMs reached the cuDNN kernel")
+        expected = len(layers) * CALLS_PER_LAYER.get(name, 1)
+        assert len(cudnn_recorder) == expected, (
+            f"{name}: {len(cudnn_recorder)} of {expected} LSTM calls reached the cuDNN kernel")
         checked += 1
-    assert checked == 2 * len(MODELS) + 2 + 4
+    assert checked == 2 * len(MODELS) + 2 + 4 + 4 + 2 + 1
 
 
 def test_recorder_catches_a_non_cudnn_layer(cudnn_recorder):

@@ -110,7 +110,8 @@ def find_feature_file(folder, clip):
 def read_feature_set(source, clips, num_frames=None, tail=None):
     """{clip: array} of the `clips` found in `source`: a folder of per-clip .npy files or an .npz archive with
     `features` [n, T, ...] and `clip_ids` [n] (as the shared MSVD set). Clips without features are left out; a
-    file of the wrong shape is a DataError naming it."""
+    file of the wrong shape (T other than num_frames, or other trailing dimensions than `tail`, by default those
+    of the first clip) is a DataError naming it."""
     source = Path(source)
     if source.suffix == ".npz":
         try:
@@ -120,7 +121,7 @@ def read_feature_set(source, clips, num_frames=None, tail=None):
             raise DataError(f"{source}: not a features archive ({error}); expected `features` and `clip_ids`") \
                 from None
         index = {clip: i for i, clip in enumerate(ids)}
-        return {clip: check_shape(arrays[index[clip]], f"{source}[{clip}]", num_frames, tail)
+        return {clip: check_shape(arrays[index[clip]], f"{source}[{clip}]", num_frames, tail or arrays.shape[2:])
                 for clip in clips if clip in index}
     if not source.is_dir():
         raise DataError(f"data.features {source}: no such folder or .npz archive; expected per-clip (T, D) .npy files")
@@ -129,6 +130,7 @@ def read_feature_set(source, clips, num_frames=None, tail=None):
         path = find_feature_file(source, clip)
         if path is not None:
             found[clip] = load_features(path, num_frames, tail)
+            tail = tail or found[clip].shape[1:]  # every clip as the first
     return found
 
 
