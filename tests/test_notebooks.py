@@ -117,3 +117,21 @@ def test_translation_notebook(tmp_path, monkeypatch):
     # inline figures: the learning curve and the attention heat map
     images = images_shown(nb)
     assert len(images) >= 2, f"expected at least 2 PNG outputs, got {len(images)}"
+
+
+def test_video_captioning_notebook(tmp_path, monkeypatch):
+    nb = run_notebook("video_captioning", tmp_path, monkeypatch,  # every cell ran without an error
+                      LSTM_APPS_NOTEBOOK_CLIPS=6, LSTM_APPS_NOTEBOOK_EPOCHS=3)
+    records = json_lines(nb, "baseline_CIDEr")
+    assert len(records) == 1, records
+    record = records[0]
+    assert record["epochs"] == 3 and record["clips_per_combination"] == 6, record
+    # it learned, on colour-shape pairs it never saw: three epochs gave test CIDEr 1.67-2.43 (Bleu_4 0.34-0.43) in
+    # 5 runs against 0.34 (0.15) for the most frequent training caption on every clip; the test takes 65-130 s
+    assert record["CIDEr"] > record["baseline_CIDEr"] + 0.5, record
+    assert record["Bleu_4"] > record["baseline_Bleu_4"], record
+    # the exported SavedModel (reloaded; its features and frames signatures) captions as predict does
+    assert record["export_matches"] is True, record
+    # inline figures: the sampled frames and the learning curve
+    images = images_shown(nb)
+    assert len(images) >= 2, f"expected at least 2 PNG outputs, got {len(images)}"

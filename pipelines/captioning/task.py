@@ -152,19 +152,28 @@ class Captioner(tf.Module):
         super().__init__()
         self.model = model
         self.architecture = ARCHITECTURES[cfg["model"]["architecture"]]
-        features_cfg = cfg["features"]
+        self.features_cfg = features_cfg = cfg["features"]
         if features_cfg["backbone"] == features_lib.TRAINABLE:
-            self.frame_encoder = model.get_layer("frames").layer
-        else:  # the frozen network the cached features came from
-            self.frame_encoder = features_lib.build_backbone(features_cfg["backbone"], features_cfg["weights"])
-        self.frame_shape = tuple(self.frame_encoder.inputs[0].shape[1:])
-        self.feature_dim = int(self.frame_encoder.outputs[0].shape[-1])
+            self._frame_encoder = model.get_layer("frames").layer
+            self.frame_shape = tuple(self._frame_encoder.inputs[0].shape[1:])
+            self.feature_dim = int(self._frame_encoder.outputs[0].shape[-1])
+        else:  # the frozen network the features came from, built only when frames come in
+            self._frame_encoder = None
+            self.frame_shape = (*features_lib.BACKBONES[features_cfg["backbone"]].size, 3)
+            self.feature_dim = int(model.inputs[0].shape[-1])
         self.num_frames = cfg["data"]["num_frames"]
         self.words = tf.constant(words)
         decode_cfg = cfg["decode"]
         self.beam_size, self.alpha, self.max_length = (decode_cfg[k] for k in ("beam_size", "length_penalty",
                                                                                  "max_length"))
         self._graphs = {}
+
+    @property
+    def frame_encoder(self):
+        if self._frame_encoder is None:
+            self._frame_encoder = features_lib.build_backbone(self.features_cfg["backbone"],
+                                                              self.features_cfg["weights"])
+        return self._frame_encoder
 
     def features(self, frames):
         """uint8 frames [batch, T, H, W, 3] -> features [batch, T, D], every frame through the frame encoder."""
@@ -355,6 +364,9 @@ class CaptioningTask(Task):
             if path.suffix == ".npy":
                 features = features_lib.load_features(path, tail=(info["feature_dim"],))
                 outputs = signatures["serving_default"](features=tf.constant(features[None]))
+            elif "frames" not in signatures:
+                raise ConfigError(f"{path}: this export has no frames signature (its backbone's weights were not "
+                                  f"available); give a .npy features file")
             else:
                 frames = read_frames(path, info["num_frames"], size=tuple(info["frame_shape"][:2]))
                 outputs = signatures["frames"](frames=tf.constant(frames[None]))
@@ -363,21 +375,24 @@ class CaptioningTask(Task):
 
     def export(self, cfg, run_dir, export_dir):
         captioner = self.captioner(cfg, run_dir)
-        endpoints = {
-            "serving_default": (captioner.serve_features,
-                                [tf.TensorSpec([None, None, captioner.feature_dim], tf.float32, name="features")]),
-            "frames": (captioner.serve_frames,
-                       [tf.TensorSpec([None, None, *captioner.frame_shape], tf.uint8, name="frames")]),
-        }
+        endpoints = {"serving_default": (captioner.serve_features, [
+            tf.TensorSpec([None, None, captioner.feature_dim], tf.float32, name="features")])}
         warmup = {"serving_default": {"features": np.zeros((1, captioner.num_frames, captioner.feature_dim),
-                                                           np.float32)},
-                  "frames": {"frames": np.zeros((1, 2, *captioner.frame_shape), np.uint8)}}
-        path = export_lib.write_saved_model(export_dir, [captioner.model, captioner.frame_encoder], endpoints,
-                                            warmup, model_name="captioning")
+                                                           np.float32)}}
+        trackables = [captioner.model]
+        try:
+            trackables.append(captioner.frame_encoder)
+            endpoints["frames"] = (captioner.serve_frames, [
+                tf.TensorSpec([None, None, *captioner.frame_shape], tf.uint8, name="frames")])
+            warmup["frames"] = {"frames": np.zeros((1, 2, *captioner.frame_shape), np.uint8)}
+        except ConfigError as error:  # e.g. ImageNet weights out of reach: the features signature still serves
+            print(f"warning: export without the frames signature: {error}", file=sys.stderr)
+        path = export_lib.write_saved_model(export_dir, trackables, endpoints, warmup, model_name="captioning")
         (path / EXPORT_INFO).write_text(yaml.safe_dump({
             "task": self.name, "architecture": cfg["model"]["architecture"], "backbone": cfg["features"]["backbone"],
             "num_frames": captioner.num_frames, "frame_shape": list(captioner.frame_shape),
-            "feature_dim": captioner.feature_dim, "beam_size": captioner.beam_size}))
+            "feature_dim": captioner.feature_dim, "beam_size": captioner.beam_size,
+            "signatures": sorted(endpoints)}))
         return path
 
 
