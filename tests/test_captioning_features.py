@@ -21,7 +21,7 @@ def test_features_equal_the_backbone_on_the_decoded_frames_and_are_cached(clips,
     keras.utils.set_random_seed(0)
     assert features.extract(clips, tmp_path, "vgg16", "none", num_frames=3) == 2
     clip, path = next(iter(clips.items()))
-    cached = features.load_features(tmp_path, clip, num_frames=3, dim=4096)
+    cached = features.load_features(tmp_path / f"{clip}.npy", num_frames=3, tail=(4096,))
     assert cached.shape == (3, 4096) and cached.dtype == np.float32 and (cached >= 0).all()  # fc2 is post-ReLU
     # the same numbers as the VGG16 fc2 network (same seed: the same random weights) on the frames decoded directly
     keras.utils.set_random_seed(0)
@@ -46,15 +46,24 @@ def test_small_backbones_by_name_and_bad_names(tmp_path):
         features.build_backbone("vgg16", str(tmp_path / "missing.h5"))
 
 
-def test_precomputed_msvd_features_read_in_the_same_format(tmp_path):
+def test_precomputed_msvd_features_read_from_the_archive_and_from_per_clip_files(tmp_path):
     from conftest import shared
-    folder = shared("msvd_features")
-    ids = features.unpack_npz(folder / "msvd_vgg16_mlds_fp32.npz", tmp_path)
-    assert len(ids) == 53
-    loaded = features.load_features(tmp_path, ids[0], num_frames=80, dim=4096)
-    assert loaded.shape == (80, 4096) and (loaded >= 0).all()
+    archive = shared("msvd_features") / "msvd_vgg16_mlds_fp32.npz"
+    ids = [str(c) for c in np.load(archive)["clip_ids"]]
+    read = features.read_feature_set(archive, ids + ["not_a_clip"], num_frames=80)
+    assert len(ids) == 53 and sorted(read) == sorted(ids)  # a clip without features is left out
+    first = read[ids[0]]
+    assert first.shape == (80, 4096) and first.dtype == np.float32 and (first >= 0).all()
+    # the same clip from the per-clip files public sets ship (named after the video: <clip>.avi.npy)
+    sample = shared("msvd") / "sample_features_vgg16"
+    clip = sorted(p.name.split(".avi")[0] for p in sample.glob("*.npy"))[0]
+    from_files = features.read_feature_set(sample, [clip], num_frames=80)[clip]
+    np.testing.assert_array_equal(from_files, read[clip])  # float64 files read as float32, the same numbers
+    np.save(tmp_path / "a.npy", np.zeros((80, 4096), np.float32))
     np.save(tmp_path / "bad.npy", np.zeros((80, 10), np.float32))
     with pytest.raises(DataError, match=r"bad\.npy: features of shape \(80, 10\); expected \(80, 4096\)"):
-        features.load_features(tmp_path, "bad", num_frames=80, dim=4096)
-    with pytest.raises(DataError, match="missing features for clip nowhere"):
-        features.load_features(tmp_path, "nowhere")
+        features.read_feature_set(tmp_path, ["a", "bad"], num_frames=80)
+    with pytest.raises(DataError, match=r"bad\.npy: features of shape \(80, 10\); expected \(8, D\)"):
+        features.load_features(tmp_path / "bad.npy", num_frames=8)
+    with pytest.raises(DataError, match="nowhere.npy: no such file"):
+        features.load_features(tmp_path / "nowhere.npy")

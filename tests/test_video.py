@@ -57,7 +57,7 @@ def centroid_x_y(frame, colour):
 
 def test_generated_clips_show_what_their_captions_say(tmp_path):
     counts = synthetic.generate(tmp_path, clips_per_combination=1, frames=10, size=64)
-    assert counts == {"train": 24, "val": 8, "test": 16}
+    assert counts == {"train": 60, "val": 8, "test": 12}  # 15 / 2 / 3 colour-shape pairs x 4 directions
     ids = dict(line.split() for line in (tmp_path / "youtube_video_to_id_mapping.txt").read_text().splitlines())
     by_split = {}
     for split in ("train", "val", "test"):

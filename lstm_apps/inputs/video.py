@@ -30,12 +30,22 @@ def sample_indices(total, num_frames):
 def read_frames(path, num_frames, size=None):
     """`num_frames` RGB frames of a video file, uniformly sampled, as uint8 [num_frames, H, W, 3]; `size`
     (height, width) resizes them (FFmpeg's scaler). An unreadable file or one without video frames is a DataError
-    naming it."""
-    import av
+    naming it.
 
+    Only the sampled frames are converted to RGB and resized (most of the cost): the frame count comes from the
+    container; where it is missing or wrong, a second pass converts every frame and samples from those."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; expected a video file ({', '.join(VIDEO_SUFFIXES)})")
+    sampled = _decode(path, num_frames, size, trust_count=True)
+    return sampled if sampled is not None else _decode(path, num_frames, size, trust_count=False)
+
+
+def _decode(path, num_frames, size, trust_count):
+    """One decoding pass. Trusting the container's frame count (when it has one), only the sampled frames are
+    converted, and None is returned if the count was wrong; otherwise every frame is converted, then sampled."""
+    import av
+
     height, width = size if size else (None, None)
     try:
         with av.open(str(path)) as container:
@@ -43,16 +53,24 @@ def read_frames(path, num_frames, size=None):
                 raise DataError(f"{path}: no video stream; expected a video file ({', '.join(VIDEO_SUFFIXES)})")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            frames = [frame.to_ndarray(format="rgb24", width=width, height=height)
-                      for frame in container.decode(stream)]
+            total = stream.frames if trust_count else 0
+            wanted = sample_indices(total, num_frames) if total > 0 else None
+            keep = None if wanted is None else set(wanted.tolist())
+            converted, seen = {}, 0
+            for index, frame in enumerate(container.decode(stream)):
+                seen = index + 1
+                if keep is None or index in keep:
+                    converted[index] = frame.to_ndarray(format="rgb24", width=width, height=height)
     except DataError:
         raise
     except (av.FFmpegError, OSError, ValueError) as error:
         raise DataError(f"{path}: not a readable video ({str(error).splitlines()[0][:120]}); expected a video "
                         f"file ({', '.join(VIDEO_SUFFIXES)})") from None
-    if not frames:
+    if not seen:
         raise DataError(f"{path}: no decodable video frames; expected a non-empty video")
-    return np.stack([frames[i] for i in sample_indices(len(frames), num_frames)])
+    if wanted is not None:
+        return np.stack([converted[i] for i in wanted]) if seen == total else None
+    return np.stack([converted[i] for i in sample_indices(seen, num_frames)])
 
 
 def write_video(path, frames, fps=10, codec=None):
