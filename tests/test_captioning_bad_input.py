@@ -29,7 +29,7 @@ def train_error(clips, tmp_path, capsys, *overrides):
 
 
 def test_unreadable_and_empty_videos_are_named(clips, tmp_path, capsys):
-    broken = clips / "videos" / "red_circle_left_0.mp4"
+    broken = clips / "videos" / "red_circle_up_0.mp4"
     broken.write_bytes(b"this is not a video" * 100)
     line = train_error(clips, tmp_path, capsys)
     assert f"{broken}: not a readable video" in line
@@ -42,9 +42,9 @@ def test_features_of_the_wrong_shape_are_named(clips, tmp_path, capsys):
     folder.mkdir()
     for clip in (line.split()[0] for line in (clips / data.MAP_FILE).read_text().splitlines()):
         np.save(folder / f"{clip}.npy", np.zeros((8, 16), np.float32))
-    np.save(folder / "red_circle_left_0.npy", np.zeros((5, 16), np.float32))
+    np.save(folder / "red_circle_up_0.npy", np.zeros((5, 16), np.float32))
     line = train_error(clips, tmp_path, capsys, f"data.features={folder}", "features.backbone=vgg16")
-    assert line.endswith(f"{folder / 'red_circle_left_0.npy'}: features of shape (5, 16); expected (8, 16)")
+    assert line.endswith(f"{folder / 'red_circle_up_0.npy'}: features of shape (5, 16); expected (8, 16)")
 
 
 def test_caption_line_without_tab_and_unknown_id_name_file_and_line(clips, tmp_path, capsys):

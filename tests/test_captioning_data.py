@@ -19,7 +19,7 @@ def test_real_msvd_s2vt_split_has_the_canonical_sizes():
 def test_generated_clips_read_with_the_same_reader(tmp_path):
     synthetic.generate(tmp_path, clips_per_combination=1, frames=4, size=32)
     captions = data.load(tmp_path)
-    assert len(captions.references["train"]) == 60 and len(captions.references["test"]) == 12
+    assert len(captions.references["train"]) == 40 and len(captions.references["test"]) == 20
     clip, refs = next(iter(captions.references["test"].items()))
     assert (tmp_path / "videos" / f"{clip}.mp4").is_file() and len(refs) == 3
 

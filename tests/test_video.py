@@ -38,7 +38,8 @@ def test_encoded_clips_decode_close_to_their_pixels(tmp_path, suffix):
     path = write_video(tmp_path / f"clip{suffix}", clip)
     decoded = read_frames(path, 12)
     mse = np.mean((decoded.astype(float) - clip.astype(float)) ** 2)
-    assert 10 * np.log10(255 ** 2 / mse) > 28, suffix  # PSNR in dB: lossy, but the same picture
+    # PSNR in dB: lossy (4:2:0 chroma blurs the coloured edges, the noisy background is smoothed), the same picture
+    assert 10 * np.log10(255 ** 2 / mse) > 26, suffix
 
 
 def test_bad_video_files_are_one_clear_error(tmp_path):
@@ -57,7 +58,7 @@ def centroid_x_y(frame, colour):
 
 def test_generated_clips_show_what_their_captions_say(tmp_path):
     counts = synthetic.generate(tmp_path, clips_per_combination=1, frames=10, size=64)
-    assert counts == {"train": 60, "val": 8, "test": 12}  # 15 / 2 / 3 colour-shape pairs x 4 directions
+    assert counts == {"train": 40, "val": 20, "test": 20}  # 20 colour-shape pairs x 2 / 1 / 1 directions
     ids = dict(line.split() for line in (tmp_path / "youtube_video_to_id_mapping.txt").read_text().splitlines())
     by_split = {}
     for split in ("train", "val", "test"):
@@ -65,8 +66,10 @@ def test_generated_clips_show_what_their_captions_say(tmp_path):
             video_id, sentence = line.split("\t")
             by_split.setdefault(split, {}).setdefault(video_id, []).append(sentence)
     assert all(len(refs) == 3 for refs in by_split["train"].values())
-    pairs = lambda split: {tuple(refs[0].split()[1:3]) for refs in by_split[split].values()}  # noqa: E731
-    assert not pairs("train") & pairs("test") and not pairs("train") & pairs("val")  # unseen combinations
+    clip_of = {video_id: clip for clip, video_id in ids.items()}
+    combos = lambda split: {tuple(clip_of[v].split("_")[:3]) for v in by_split[split]}  # noqa: E731
+    assert not combos("train") & combos("test") and not combos("train") & combos("val")  # unseen combinations
+    assert {c[:2] for c in combos("test")} == {c[:2] for c in combos("train")}  # of pairs all seen in training
     moves = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
     for clip, video_id in ids.items():
         colour, shape, direction, _ = clip.split("_")

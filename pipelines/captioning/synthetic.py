@@ -5,8 +5,8 @@ with template captions, in the MSVD S2VT layout so the same reader takes them:
   youtube_video_to_id_mapping.txt         "<clip> vidN" per line
   sents_{train,val,test}_lc_nopunc.txt    "vidN<TAB>sentence", several references per clip
 
-The held-out splits use colour-shape pairs never seen in training (each colour and each shape is seen, just not
-together), so a model must compose what it learned instead of recalling whole clips.
+The held-out splits use (colour-shape pair, direction) combinations never seen in training (every pair and every
+direction is seen, just not together), so a model must compose what it learned instead of recalling whole clips.
 
   python -m pipelines.captioning.synthetic OUT_DIR [--clips-per-combination 6] [--frames 16] [--size 64]
 """
@@ -20,21 +20,20 @@ from lstm_apps.inputs.video import write_video
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 235), "yellow": (235, 215, 40),
            "white": (240, 240, 240)}
-SHAPES = ("circle", "square", "triangle", "diamond")
+SHAPES = ("circle", "square", "triangle", "cross")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 PHRASES = {"left": "to the left", "right": "to the right", "up": "up", "down": "down"}
 TEMPLATES = ("a {colour} {shape} moves {phrase}", "a {colour} {shape} is moving {phrase}",
              "the {colour} {shape} slides {phrase}")
-# colour-shape pairs kept out of training
-HELD_OUT = {"val": (("red", "square"), ("blue", "triangle")),
-            "test": (("green", "circle"), ("yellow", "diamond"), ("white", "triangle"))}
 
 
-def split_of(colour, shape):
-    for split, pairs in HELD_OUT.items():
-        if (colour, shape) in pairs:
-            return split
-    return "train"
+def split_of(colour, shape, direction):
+    """Each colour-shape pair is seen in training moving two ways; its third direction is held out for validation
+    and its fourth for test (which ones rotates from pair to pair): every colour, shape, pair and direction is
+    seen in training, but never these (pair, direction) combinations."""
+    turn = (list(COLOURS).index(colour) + SHAPES.index(shape)) % len(DIRECTIONS)
+    held_out = {list(DIRECTIONS)[turn]: "test", list(DIRECTIONS)[(turn + 1) % len(DIRECTIONS)]: "val"}
+    return held_out.get(direction, "train")
 
 
 def captions(colour, shape, direction):
@@ -48,8 +47,9 @@ def shape_mask(shape, size, centre, radius):
         return (y - cy) ** 2 + (x - cx) ** 2 <= radius ** 2
     if shape == "square":
         return (abs(y - cy) <= radius * 0.85) & (abs(x - cx) <= radius * 0.85)
-    if shape == "diamond":
-        return abs(y - cy) + abs(x - cx) <= radius
+    if shape == "cross":
+        return ((abs(y - cy) <= radius * 0.3) & (abs(x - cx) <= radius)) | \
+            ((abs(x - cx) <= radius * 0.3) & (abs(y - cy) <= radius))
     # triangle pointing up: below the two slanted edges, above the base
     return (y <= cy + radius * 0.8) & (abs(x - cx) <= (y - (cy - radius)) * 0.6)
 
@@ -57,7 +57,7 @@ def shape_mask(shape, size, centre, radius):
 def render(colour, shape, direction, frames, size, rng):
     """uint8 [frames, size, size, 3]: the shape crossing the frame in `direction`, from a random start, over a
     noisy background."""
-    radius = size // 8
+    radius = size // 6
     dx, dy = DIRECTIONS[direction]
     travel = size - 4 * radius
     start = rng.uniform(2 * radius, size - 2 * radius, size=2)
@@ -82,7 +82,7 @@ def generate(out_dir, clips_per_combination=6, frames=16, size=64, suffix=".mp4"
     for number, (colour, shape, direction, copy) in enumerate(combinations, start=1):
         clip, video_id = f"{colour}_{shape}_{direction}_{copy}", f"vid{number}"
         write_video(out_dir / "videos" / f"{clip}{suffix}", render(colour, shape, direction, frames, size, rng))
-        split = split_of(colour, shape)
+        split = split_of(colour, shape, direction)
         mapping.append(f"{clip} {video_id}")
         sentences[split] += [f"{video_id}\t{caption}" for caption in captions(colour, shape, direction)]
         counts[split] = counts.get(split, 0) + 1
