@@ -186,3 +186,18 @@ def test_a_clip_shorter_than_num_frames_is_sampled_with_repetition(sa_lstm_run, 
     capsys.readouterr()
     assert main(["captioning", "predict", "--run-dir", str(sa_lstm_run), str(short)]) == 0
     assert json.loads(capsys.readouterr().out)["caption"].split()[-1] == "up"
+
+
+def test_without_a_data_dir_the_generated_clips_are_written_once_into_the_keras_cache(tmp_path, monkeypatch):
+    from lstm_apps.errors import DataError
+    from pipelines.captioning.task import download
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    folder = download("generated")
+    assert folder == str(tmp_path / "datasets" / "lstm_apps_captioning_clips")
+    mapping = tmp_path / "datasets" / "lstm_apps_captioning_clips" / "youtube_video_to_id_mapping.txt"
+    stamp = mapping.stat().st_mtime_ns
+    assert len(mapping.read_text().splitlines()) == 480 and download("generated") == folder
+    assert mapping.stat().st_mtime_ns == stamp  # reused, not rewritten
+    with pytest.raises(DataError, match="'msvd' cannot be downloaded"):
+        download("msvd")

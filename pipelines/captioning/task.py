@@ -35,6 +35,10 @@ COCO_KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr
 
 
 # --------------------------------------------------------------------------------------------- data
+def keras_home():
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+
+
 def download(name, cache_dir=None):
     """`generated`: write the generated clips once into the Keras cache (there is no MSVD download: its videos
     are not redistributable; give --data-dir with the S2VT caption folder and data.features)."""
@@ -43,8 +47,7 @@ def download(name, cache_dir=None):
                         f"S2VT caption folder")
     from pipelines.captioning import synthetic
 
-    folder = Path(cache_dir or os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / \
-        "lstm_apps_captioning_clips"
+    folder = Path(cache_dir or keras_home()) / "datasets" / "lstm_apps_captioning_clips"
     if not (folder / data_lib.MAP_FILE).exists():
         synthetic.generate(folder)
     return str(folder)
@@ -66,7 +69,7 @@ def feature_cache(cfg, data_dir):
         tag = f"frames-{features_cfg['size']}px-{cfg['data']['num_frames']}"
     else:
         tag = f"{features_cfg['backbone']}-{Path(str(features_cfg['weights'])).stem}-{cfg['data']['num_frames']}"
-    root = data_dir if os.access(data_dir, os.W_OK) else Path.home() / ".keras" / "lstm_apps" / data_dir.name
+    root = data_dir if os.access(data_dir, os.W_OK) else keras_home() / "lstm_apps" / data_dir.name
     return root / "features" / tag
 
 
