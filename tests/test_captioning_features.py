@@ -37,6 +37,18 @@ def test_features_equal_the_backbone_on_the_decoded_frames_and_are_cached(clips,
     assert (tmp_path / other).stat().st_mtime_ns == stamps[other]
 
 
+def test_a_local_weights_file_is_loaded_into_the_backbone(tmp_path):
+    import keras
+
+    random_init = features.build_backbone("mobilenet_v2", "none")
+    application = next(layer for layer in random_init.layers if isinstance(layer, keras.Model))
+    application.save_weights(tmp_path / "mobilenet_v2.weights.h5")  # stands in for the ImageNet file
+    keras.utils.set_random_seed(123)  # another initialisation: only the file can make the outputs agree
+    loaded = features.build_backbone("mobilenet_v2", str(tmp_path / "mobilenet_v2.weights.h5"))
+    frames = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    np.testing.assert_allclose(loaded.predict(frames, verbose=0), random_init.predict(frames, verbose=0), atol=1e-5)
+
+
 def test_small_backbones_by_name_and_bad_names(tmp_path):
     model = features.build_backbone("mobilenet_v2", "none")
     assert model.predict(np.zeros((2, 224, 224, 3), np.uint8), verbose=0).shape == (2, 1280)
