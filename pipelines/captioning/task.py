@@ -123,25 +123,24 @@ def examples(arrays, references, vocabulary, data_cfg, train_cfg, training_split
         sentences += [vocabulary.encode(s.split()[:limit])[0] for s in references[clip]]
     stacked = tf.constant(np.stack([arrays[c] for c in clips]))
     sentences = tf.ragged.constant(sentences, dtype=tf.int32)
+    # (clip index, sentence index) pairs
     if training_split:
-        ds = tf.data.Dataset.range(len(clips)).repeat(data_cfg["captions_per_clip"])
-        ds = ds.shuffle(len(clips) * data_cfg["captions_per_clip"], seed=train_cfg["seed"],
-                        reshuffle_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=train_cfg["seed"],
-                                                            rerandomize_each_iteration=True))
-        pick = lambda index, draw: (index, tf.gather(starts, index) + draw % tf.gather(counts, index))  # noqa: E731
+        first, count = tf.constant(starts, tf.int64), tf.constant(counts, tf.int64)
+        clip_indices = (tf.data.Dataset.range(len(clips)).repeat(data_cfg["captions_per_clip"])
+                        .shuffle(len(clips) * data_cfg["captions_per_clip"], seed=train_cfg["seed"],
+                                 reshuffle_each_iteration=True))
+        draws = tf.data.Dataset.random(seed=train_cfg["seed"], rerandomize_each_iteration=True)
+        pairs = tf.data.Dataset.zip(clip_indices, draws).map(lambda i, draw: (i, first[i] + draw % count[i]))
     else:
-        pairs = [(i, starts[i] + j) for i in range(len(clips)) for j in range(counts[i])]
-        ds = tf.data.Dataset.from_tensor_slices(np.array(pairs, np.int64))
-        pick = lambda pair: (pair[0], pair[1])  # noqa: E731
-    starts, counts = tf.constant(starts, tf.int64), tf.constant(counts, tf.int64)
+        pairs = tf.data.Dataset.from_tensor_slices((
+            np.array([i for i in range(len(clips)) for _ in range(counts[i])], np.int64),
+            np.arange(sum(counts), dtype=np.int64)))
 
-    def example(*args):
-        index, sentence = pick(*args)
+    def example(index, sentence):
         words = sentences[sentence]
         return ((tf.gather(stacked, index), tf.concat([[EOS_ID], words], 0)), tf.concat([words, [EOS_ID]], 0))
 
-    return (ds.map(example, num_parallel_calls=tf.data.AUTOTUNE)
+    return (pairs.map(example, num_parallel_calls=tf.data.AUTOTUNE)
             .padded_batch(train_cfg["batch_size"], padding_values=((None, PAD_ID), PAD_ID))
             .prefetch(tf.data.AUTOTUNE))
 
