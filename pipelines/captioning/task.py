@@ -323,7 +323,8 @@ class CaptioningTask(Task):
         split = {"test": data_cfg["test_split"], "valid": data_cfg["valid_split"],
                  "validation": data_cfg["valid_split"]}.get(split, split)
         captioner = self.captioner(cfg, run_dir)
-        data = load(cfg, (split,))
+        trainable = cfg["features"]["backbone"] == features_lib.TRAINABLE  # the model reads frames, not features
+        data = load(cfg, (split,), tail=captioner.frame_shape if trainable else (captioner.feature_dim,))
         captions = data_lib.load(data.captions.folder, (data_cfg["train_split"],))
         clips = sorted(data.arrays[split])
         references = {c: data.captions.references[split][c] for c in clips}
