@@ -101,6 +101,14 @@ def require_positive(cfg, *keys):
             raise ConfigError(f"{key}: expected a positive integer, got {cfg[section][name]}")
 
 
+def split_name(cfg, split):
+    """`test` and `valid`/`validation` name the configured splits (data.test_split, data.valid_split); any other
+    name is a split of the data folder."""
+    aliases = {"test": cfg["data"]["test_split"], "valid": cfg["data"]["valid_split"],
+               "validation": cfg["data"]["valid_split"]}
+    return aliases.get(split, split)
+
+
 def dump(cfg):
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
 

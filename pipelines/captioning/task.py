@@ -17,7 +17,7 @@ import yaml
 from lstm_apps import decoding
 from lstm_apps import export as export_lib
 from lstm_apps import training
-from lstm_apps.config import require_positive
+from lstm_apps.config import require_positive, split_name
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.inputs.download import resolve_data_dir
 from lstm_apps.inputs.text import EOS_ID, PAD_ID, UNK_ID, Vocabulary
@@ -320,8 +320,7 @@ class CaptioningTask(Task):
 
     def evaluate(self, cfg, run_dir, split):
         data_cfg = cfg["data"]
-        split = {"test": data_cfg["test_split"], "valid": data_cfg["valid_split"],
-                 "validation": data_cfg["valid_split"]}.get(split, split)
+        split = split_name(cfg, split)
         captioner = self.captioner(cfg, run_dir)
         trainable = cfg["features"]["backbone"] == features_lib.TRAINABLE  # the model reads frames, not features
         data = load(cfg, (split,), tail=captioner.frame_shape if trainable else (captioner.feature_dim,))

@@ -12,7 +12,7 @@ import yaml
 from lstm_apps import decoding
 from lstm_apps import export as export_lib
 from lstm_apps import training
-from lstm_apps.config import require_positive
+from lstm_apps.config import require_positive, split_name
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.inputs.subwords import (BOS_ID, EOS_ID, PAD_ID, SubwordTokenizer, read_sentencepiece,
                                        train_sentencepiece)
@@ -310,13 +310,6 @@ class TranslationTask(Task):
             "beam_size": model.beam_size, "length_penalty": model.alpha,
             "max_source_length": model.max_source_length}))
         return path
-
-
-def split_name(cfg, split):
-    """`test` and `valid`/`validation` name the configured splits; any other name is a split of the folder."""
-    aliases = {"test": cfg["data"]["test_split"], "valid": cfg["data"]["valid_split"],
-               "validation": cfg["data"]["valid_split"]}
-    return aliases.get(split, split)
 
 
 def check_sentences(inputs, source_tokenizer, max_source_length):
