@@ -11,6 +11,12 @@ import yaml
 
 from lstm_apps.errors import ConfigError
 
+# Keys whose value is not of one type: what they accept, and the check (instead of "same type as the preset").
+SPECIAL_VALUES = {
+    "train.backup_every": ("'epoch' or a number of batches > 0",
+                           lambda value: value == "epoch" or (type(value) is int and value > 0)),
+}
+
 
 def load_yaml(path):
     path = Path(path)
@@ -51,7 +57,11 @@ def merge(base, override, source, prefix=""):
                 raise ConfigError(f"{source}: key '{dotted}' expects a mapping, got {value!r}")
             out[key] = merge(out[key], value, source, prefix=f"{dotted}.")
         else:
-            if not _same_type(out[key], value):
+            if dotted in SPECIAL_VALUES:
+                expected, accepts = SPECIAL_VALUES[dotted]
+                if not accepts(value):
+                    raise ConfigError(f"{source}: key '{dotted}' expects {expected}, got {value!r}")
+            elif not _same_type(out[key], value):
                 raise ConfigError(
                     f"{source}: key '{dotted}' expects a {type(out[key]).__name__}, got {value!r}")
             out[key] = float(value) if isinstance(out[key], float) and isinstance(value, int) else value

@@ -23,6 +23,14 @@ def test_wrong_type_is_named():
         config.build_config(TASK.presets_dir, "quick", overrides=["train.epochs=many"])
 
 
+def test_backup_every_takes_epoch_or_a_number_of_batches():
+    assert config.build_config(TASK.presets_dir, "quick", overrides=["train.backup_every=200"])["train"][
+        "backup_every"] == 200
+    for bad in ("often", "0", "1.5"):
+        with pytest.raises(ConfigError, match="'train.backup_every' expects 'epoch' or a number of batches"):
+            config.build_config(TASK.presets_dir, "quick", overrides=[f"train.backup_every={bad}"])
+
+
 def test_set_without_equals():
     with pytest.raises(ConfigError, match="expected key=value"):
         config.parse_set(["train.epochs"])
