@@ -15,6 +15,8 @@ from lstm_apps.errors import ConfigError
 SPECIAL_VALUES = {
     "train.backup_every": ("'epoch' or a number of batches > 0",
                            lambda value: value == "epoch" or (type(value) is int and value > 0)),
+    "train.verbose": ("auto, 0 (silent), 1 (progress bar) or 2 (one line per epoch)",
+                      lambda value: value in ("auto", 0, 1, 2) and type(value) is not bool),
 }
 
 

@@ -23,12 +23,15 @@ def test_wrong_type_is_named():
         config.build_config(TASK.presets_dir, "quick", overrides=["train.epochs=many"])
 
 
-def test_backup_every_takes_epoch_or_a_number_of_batches():
+def test_keys_that_take_a_word_or_a_number():
     assert config.build_config(TASK.presets_dir, "quick", overrides=["train.backup_every=200"])["train"][
         "backup_every"] == 200
     for bad in ("often", "0", "1.5"):
         with pytest.raises(ConfigError, match="'train.backup_every' expects 'epoch' or a number of batches"):
             config.build_config(TASK.presets_dir, "quick", overrides=[f"train.backup_every={bad}"])
+    assert config.build_config(TASK.presets_dir, "quick", overrides=["train.verbose=2"])["train"]["verbose"] == 2
+    with pytest.raises(ConfigError, match="'train.verbose' expects auto, 0"):
+        config.build_config(TASK.presets_dir, "quick", overrides=["train.verbose=3"])
 
 
 def test_set_without_equals():
