@@ -96,3 +96,20 @@ def test_per_clip_normalization_centres_voiced_frames_and_zeroes_padding(tmp_pat
     np.testing.assert_allclose(y[1], x[1] - x[1].mean(0), atol=1e-5)
     inputs = keras.Input((6, 3))
     _roundtrip(keras.Model(inputs, PerClipNormalization()(inputs)), tmp_path, x)
+
+
+def test_per_clip_normalization_then_mfcc_equals_the_dct_of_the_normalised_log_mel(tmp_path):
+    import scipy.fft
+
+    from lstm_apps.layers import PerClipNormalization
+
+    x = np.random.default_rng(6).normal(size=(2, 6, 8)).astype("float32") + 5.0
+    x[0, 4:] = np.log(1e-6)
+    expected_log_mel = PerClipNormalization()(x).numpy()
+    y = PerClipNormalization(num_mfcc=5)(x).numpy()
+    reference = scipy.fft.dct(expected_log_mel, type=2, axis=-1)[..., :5] / np.sqrt(2 * 8)  # TF's MFCC scaling
+    np.testing.assert_allclose(y, reference, atol=1e-4)
+    np.testing.assert_allclose(y[0, :4].mean(0), 0.0, atol=1e-4)  # the clip's mean MFCC is removed
+    np.testing.assert_array_equal(y[0, 4:], 0.0)  # padding stays silent
+    inputs = keras.Input((6, 8))
+    _roundtrip(keras.Model(inputs, PerClipNormalization(num_mfcc=5)(inputs)), tmp_path, x)

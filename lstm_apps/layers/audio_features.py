@@ -117,28 +117,33 @@ class PerClipNormalization(keras.layers.Layer):
 
     Removes a clip's fixed spectral tilt (microphone, room, much of a speaker's timbre), which helps on speakers
     not seen in training. Frames whose loudest bin is below `floor` above the quietest possible value (zero padding)
-    are left out of the mean and set to 0.
+    are left out of the mean and set to 0. With `num_mfcc > 0` the normalised log-mel is then turned into that many
+    MFCCs (the mean of the MFCCs is the DCT of the log-mel mean, and only the log-mel shows which frames are silent).
 
     Example:
     >>> normalized = PerClipNormalization()(tf.random.normal((2, 50, 40)))
     """
 
-    def __init__(self, log_offset=1e-6, floor=2.0, **kwargs):
+    def __init__(self, log_offset=1e-6, floor=2.0, num_mfcc=0, **kwargs):
         super().__init__(**kwargs)
         self.log_offset = log_offset
         self.floor = floor
+        self.num_mfcc = num_mfcc
 
     def call(self, log_mel):
         silence = tf.math.log(self.log_offset)
         voiced = tf.cast(tf.reduce_max(log_mel, axis=-1, keepdims=True) > silence + self.floor, log_mel.dtype)
         count = tf.maximum(tf.reduce_sum(voiced, axis=1, keepdims=True), 1.0)
         mean = tf.reduce_sum(log_mel * voiced, axis=1, keepdims=True) / count
-        return (log_mel - mean) * voiced
+        normalized = (log_mel - mean) * voiced
+        if self.num_mfcc:
+            return tf.signal.mfccs_from_log_mel_spectrograms(normalized)[..., : self.num_mfcc]
+        return normalized
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return (*input_shape[:-1], self.num_mfcc or input_shape[-1])
 
     def get_config(self):
         config = super().get_config()
-        config.update(log_offset=self.log_offset, floor=self.floor)
+        config.update(log_offset=self.log_offset, floor=self.floor, num_mfcc=self.num_mfcc)
         return config

@@ -8,22 +8,36 @@ import keras
 from lstm_apps.layers import AttentionPooling, LogMelSpectrogram, LSTMStack, PerClipNormalization, SpecAugment
 
 
-def feature_layer(cfg, sample_rate):
+def feature_layer(cfg, sample_rate, mfcc=True):
+    """The waveform -> log-mel (or, with `mfcc`, MFCC) layer the config describes."""
     features = cfg["features"]
     return LogMelSpectrogram(
         sample_rate=sample_rate,
         frame_length=int(round(features["frame_ms"] * sample_rate / 1000)),
         frame_step=int(round(features["step_ms"] * sample_rate / 1000)),
         num_mel_bins=features["num_mel_bins"],
-        num_mfcc=features["num_mfcc"],
+        num_mfcc=features["num_mfcc"] if mfcc else 0,
         name="features")
+
+
+def clip_features(cfg, sample_rate):
+    """The fixed front end as one function (waveforms -> feature frames): the model's input layers and the
+    normaliser's adaptation both call it. Per-clip normalisation needs the log-mel, so MFCCs are taken after it."""
+    per_clip = cfg["features"]["per_clip_mean"]
+    layers = [feature_layer(cfg, sample_rate, mfcc=not per_clip)]
+    if per_clip:
+        layers.append(PerClipNormalization(num_mfcc=cfg["features"]["num_mfcc"], name="per_clip_mean"))
+
+    def apply(waveforms):
+        for layer in layers:
+            waveforms = layer(waveforms)
+        return waveforms
+    return apply
 
 
 def _front_end(cfg, sample_rate, num_samples, normalizer):
     waveform = keras.Input((num_samples,), name="waveform")
-    x = feature_layer(cfg, sample_rate)(waveform)
-    if cfg["features"]["per_clip_mean"]:
-        x = PerClipNormalization(name="per_clip_mean")(x)
+    x = clip_features(cfg, sample_rate)(waveform)
     x = normalizer(x)
     augment = cfg["augment"]
     x = SpecAugment(augment["time_masks"], augment["time_mask_frames"], augment["freq_masks"],

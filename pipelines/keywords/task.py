@@ -9,12 +9,11 @@ import yaml
 from lstm_apps import export as export_lib
 from lstm_apps import training
 from lstm_apps.errors import ConfigError, DataError
-from lstm_apps.layers import PerClipNormalization
 from lstm_apps.inputs.audio import (AUDIO_SUFFIXES, audio_backend, fit_length, load_waveform_dataset, mix_noise,
                                     read_audio, speed_perturb, time_shift, wav_bytes_to_input)
 from lstm_apps.tasks import Task
 from pipelines.keywords import data as data_lib
-from pipelines.keywords.model import MODELS, build_model, feature_layer
+from pipelines.keywords.model import MODELS, build_model, clip_features
 
 LABELS_FILE = "labels.json"
 EXPORT_INFO = Path("assets.extra") / "lstm_apps.yaml"
@@ -78,10 +77,9 @@ def compile_model(model, cfg, steps_per_epoch):
 
 def adapted_normalizer(cfg, data):
     """Per-bin feature mean/variance from the (unaugmented) training clips, stored in the model."""
-    features = feature_layer(cfg, data.sample_rate)
-    per_clip = PerClipNormalization() if cfg["features"]["per_clip_mean"] else (lambda x: x)
+    features = clip_features(cfg, data.sample_rate)
     normalizer = keras.layers.Normalization(axis=-1, name="normalize")
-    normalizer.adapt(waveform_dataset(data, "train").batch(256).map(lambda w, _: per_clip(features(w))))
+    normalizer.adapt(waveform_dataset(data, "train").batch(256).map(lambda w, _: features(w)))
     return normalizer
 
 
