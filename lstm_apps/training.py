@@ -7,6 +7,7 @@ import csv
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -85,6 +86,18 @@ def _best_so_far(history_path, monitor, mode):
     return min(values) if mode == "min" else max(values)
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Add `epoch_seconds` (wall time of the epoch, validation included) to the logs, so history.csv and
+    TensorBoard say how long each epoch took, also across resumed sessions. Must come before the loggers."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self.started
+
+
 class LearningCurvePlot(keras.callbacks.Callback):
     """Redraw learning_curve.png from history.csv after every epoch (so it covers resumed epochs too)."""
 
@@ -109,7 +122,7 @@ def plot_learning_curve(run_dir):
         rows = list(csv.DictReader(f))
     if not rows:
         return
-    metrics = [k for k in rows[0] if k != "epoch" and not k.startswith("val_") and k != "learning_rate"]
+    metrics = [k for k in rows[0] if not k.startswith("val_") and k not in ("epoch", "learning_rate", "epoch_seconds")]
     fig = Figure(figsize=(5 * len(metrics), 3.5))
     axes = fig.subplots(1, len(metrics), squeeze=False)
     epochs = [int(r["epoch"]) + 1 for r in rows]
@@ -136,6 +149,7 @@ def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra
     monitor, mode = train_cfg["monitor"], train_cfg["monitor_mode"]
     best_path = run_dir / BEST_WEIGHTS_FILE
     callbacks = [
+        EpochTimer(),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=train_cfg["backup_every"]),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor=monitor, mode=mode, save_best_only=True,
                                         save_weights_only=True,

@@ -1,5 +1,6 @@
 """Train -> evaluate -> predict -> export on real FSDD clips, and the export answering like the Keras model in a
 fresh Python process."""
+import csv
 import json
 import subprocess
 import sys
@@ -31,9 +32,11 @@ def test_training_wrote_a_self_describing_run(trained_run):
         assert (trained_run / name).exists(), name
     assert not (trained_run / "backup").exists(), "the backup is removed once training has finished"
     assert list((trained_run / "logs").rglob("events.out.tfevents*")), "TensorBoard logs"
-    rows = (trained_run / "history.csv").read_text().splitlines()[1:]
-    losses = [float(r.split(",")[2]) for r in rows]  # epoch,accuracy,loss,...
+    with open(trained_run / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    losses = [float(row["loss"]) for row in rows]
     assert len(rows) == EPOCHS and losses[-1] < 0.6 * losses[0], "training loss must fall"
+    assert all(float(row["epoch_seconds"]) > 0 for row in rows), "each epoch's wall time is logged"
 
 
 def test_evaluate_is_well_above_chance_on_held_out_clips(trained_run, capsys):
