@@ -35,7 +35,8 @@ def build_parser():
         train = verbs.add_parser("train", help="train a model into a run dir (resumes an interrupted run)")
         train.add_argument("--data-dir", help="local copy of the dataset (default: download into the Keras cache)")
         train.add_argument("--run-dir", required=True)
-        train.add_argument("--preset", default="quick", help="quick | full | a preset of the task's own, e.g. keywords speakers (default: quick)")
+        train.add_argument("--preset", default="quick",
+                           help="quick | full | a preset of the task's own, e.g. keywords speakers (default: quick)")
         train.add_argument("--config", help="YAML file overriding the preset")
         train.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                            help="override one config key, e.g. --set train.epochs=3")
