@@ -98,6 +98,18 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self.started
 
 
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """CSVLogger that keeps the columns of an existing history.csv when a run resumes: Keras takes the columns from
+    the first epoch of each session, so a column that came or went (a newer version, an added callback) would
+    shift every value of the resumed rows under the wrong header."""
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if not self.append_header:  # appending under an existing header
+            with open(self.filename, newline="") as f:
+                self.keys = [key for key in next(csv.reader(f)) if key != "epoch"]
+
+
 class LearningCurvePlot(keras.callbacks.Callback):
     """Redraw learning_curve.png from history.csv after every epoch (so it covers resumed epochs too)."""
 
@@ -155,7 +167,7 @@ def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra
                                         save_weights_only=True,
                                         initial_value_threshold=_best_so_far(run_dir / HISTORY_FILE, monitor, mode)),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train_cfg["patience"]),
-        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
+        HistoryLogger(str(run_dir / HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         LearningCurvePlot(run_dir),
         keras.callbacks.TerminateOnNaN(),

@@ -52,3 +52,21 @@ def test_sigkill_mid_epoch_then_resume(fsdd_dir, tmp_path):
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "holds a finished run" in again.stderr, "a finished run is never overwritten"
+
+
+def test_resumed_history_keeps_its_columns(tmp_path):
+    """A session that logs a column the first one did not (or lacks one) still writes under the right headers."""
+    from lstm_apps.training import HistoryLogger
+
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,val_loss\n0,2.0,2.5\n")
+    logger = HistoryLogger(str(path), append=True)
+    logger.on_train_begin()
+    logger.on_epoch_end(1, {"epoch_seconds": 9.0, "loss": 1.5, "val_loss": 2.25})
+    logger.on_epoch_end(2, {"loss": 1.25})
+    logger.on_train_end()
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["epoch"], r["loss"], r["val_loss"]) for r in rows] == [("0", "2.0", "2.5"), ("1", "1.5", "2.25"),
+                                                                     ("2", "1.25", "NA")]
+    assert path.read_text().count("epoch") == 1, "one header"
