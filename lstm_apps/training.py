@@ -75,12 +75,18 @@ def _first_difference(a, b, prefix=""):
     return None
 
 
+def read_history(history_path):
+    """history.csv as a list of {column: float}; a missing file gives [] and a missing value ("NA") gives None."""
+    if not Path(history_path).exists():
+        return []
+    with open(history_path, newline="") as f:
+        return [{key: None if value in ("", "NA") else float(value) for key, value in row.items()}
+                for row in csv.DictReader(f)]
+
+
 def _best_so_far(history_path, monitor, mode):
     """The best monitored value logged before an interruption, so a resumed run keeps the better checkpoint."""
-    if not history_path.exists():
-        return None
-    with open(history_path, newline="") as f:
-        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
+    values = [row[monitor] for row in read_history(history_path) if row.get(monitor) is not None]
     if not values:
         return None
     return min(values) if mode == "min" else max(values)
@@ -127,21 +133,17 @@ def plot_learning_curve(run_dir):
     from matplotlib.ticker import MaxNLocator
 
     run_dir = Path(run_dir)
-    history = run_dir / HISTORY_FILE
-    if not history.exists():
-        return
-    with open(history, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_history(run_dir / HISTORY_FILE)
     if not rows:
         return
     metrics = [k for k in rows[0] if not k.startswith("val_") and k not in ("epoch", "learning_rate", "epoch_seconds")]
     fig = Figure(figsize=(5 * len(metrics), 3.5))
     axes = fig.subplots(1, len(metrics), squeeze=False)
-    epochs = [int(r["epoch"]) + 1 for r in rows]
+    epochs = [int(r["epoch"]) + 1 for r in rows]  # a missing value (None) leaves a gap in its line
     for ax, name in zip(axes[0], metrics):
-        ax.plot(epochs, [float(r[name]) for r in rows], label=f"train {name}")
+        ax.plot(epochs, [r[name] for r in rows], label=f"train {name}")
         if f"val_{name}" in rows[0]:
-            ax.plot(epochs, [float(r[f"val_{name}"]) for r in rows], label=f"validation {name}")
+            ax.plot(epochs, [r[f"val_{name}"] for r in rows], label=f"validation {name}")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)

@@ -56,7 +56,7 @@ def test_sigkill_mid_epoch_then_resume(fsdd_dir, tmp_path):
 
 def test_resumed_history_keeps_its_columns(tmp_path):
     """A session that logs a column the first one did not (or lacks one) still writes under the right headers."""
-    from lstm_apps.training import HistoryLogger
+    from lstm_apps.training import HistoryLogger, _best_so_far, plot_learning_curve
 
     path = tmp_path / "history.csv"
     path.write_text("epoch,loss,val_loss\n0,2.0,2.5\n")
@@ -70,3 +70,6 @@ def test_resumed_history_keeps_its_columns(tmp_path):
     assert [(r["epoch"], r["loss"], r["val_loss"]) for r in rows] == [("0", "2.0", "2.5"), ("1", "1.5", "2.25"),
                                                                      ("2", "1.25", "NA")]
     assert path.read_text().count("epoch") == 1, "one header"
+    assert _best_so_far(path, "val_loss", "min") == 2.25, "the resumed checkpoint threshold skips the missing value"
+    plot_learning_curve(tmp_path)
+    assert (tmp_path / "learning_curve.png").stat().st_size > 0
