@@ -59,7 +59,21 @@ def _lstm_attention(cfg, x):
     return AttentionPooling(query_step="middle", name="attention_pooling")(sequence)
 
 
-MODELS = {"lstm": _lstm_last_state, "attention": _lstm_attention}
+def _conv_lstm(cfg, x):
+    """CRNN (as in kws_streaming): two 3x3 convolutions over (time, frequency), each pooling frequency by 2, then
+    the LSTM stack. The convolutions see local spectral shapes wherever they sit in frequency, so a speaker's
+    formants a few bins higher or lower look alike; meant for log-mel features (features.num_mfcc: 0)."""
+    m = cfg["model"]
+    frames, bins = x.shape[1], x.shape[2]
+    x = keras.layers.Reshape((frames, bins, 1), name="spectrogram_image")(x)
+    for index, filters in enumerate(m["conv_filters"]):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv_{index}")(x)
+        x = keras.layers.MaxPooling2D((1, 2), name=f"frequency_pool_{index}")(x)
+    x = keras.layers.Reshape((frames, x.shape[2] * x.shape[3]), name="frames")(x)
+    return LSTMStack(m["units"], m["layers"], m["bidirectional"], m["dropout"], name="lstm_stack")(x)
+
+
+MODELS = {"lstm": _lstm_last_state, "attention": _lstm_attention, "crnn": _conv_lstm}
 
 
 def build_model(cfg, num_classes, sample_rate, num_samples, normalizer):
