@@ -171,24 +171,15 @@ def speed_perturb(waveform, sample_rate, max_change):
     return resample(waveform, sample_rate, new_rate)
 
 
-def recorded_span(waveform):
-    """1.0 from the first to the last non-zero sample of a [samples] waveform, 0.0 over the zero padding around it."""
-    nonzero = tf.cast(tf.not_equal(waveform, 0.0), tf.int32)
-    return tf.cast((tf.cumsum(nonzero) > 0) & (tf.cumsum(nonzero, reverse=True) > 0), waveform.dtype)
-
-
 def mix_noise(waveform, noise_bank, probability, max_volume):
     """With `probability`, add a random window of a random noise recording at a random volume <= `max_volume`.
 
-    Noise goes only where the clip was recorded (`recorded_span`): the zero padding that `fit_length` adds stays
-    silent, as it is at inference. Noise there would make a short clip's padding look voiced to
-    PerClipNormalization in training only. `noise_bank` is a float32 [recordings, samples] tensor; each row is at
-    least as long as the waveform.
+    `noise_bank` is a float32 [recordings, samples] tensor; each row is at least as long as the waveform.
     """
     length = tf.shape(waveform)[0]
     row = tf.random.uniform([], 0, tf.shape(noise_bank)[0], dtype=tf.int32)
     start = tf.random.uniform([], 0, tf.shape(noise_bank)[1] - length + 1, dtype=tf.int32)
-    noise = noise_bank[row, start : start + length] * recorded_span(waveform)
+    noise = noise_bank[row, start : start + length]
     volume = tf.random.uniform([], 0.0, max_volume)
     use = tf.cast(tf.random.uniform([]) < probability, tf.float32)
     return tf.clip_by_value(waveform + use * volume * noise, -1.0, 1.0)

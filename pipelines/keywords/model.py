@@ -1,7 +1,7 @@
 """Keyword models: waveform -> log-mel/MFCC (in the model) -> normalisation -> SpecAugment -> LSTMs -> classes.
 
-MODELS maps `model.name` to a builder; both share the front end and the head, and differ in how the LSTM outputs
-are pooled over time.
+MODELS maps `model.name` to a builder; all share the front end and the head, and differ in what comes before the
+LSTMs (crnn: convolutions) and how their outputs are pooled over time (attention).
 """
 import keras
 
@@ -60,8 +60,8 @@ def _lstm_attention(cfg, x):
 
 
 def _conv_lstm(cfg, x):
-    """CRNN (as in kws_streaming): two 3x3 convolutions over (time, frequency), each pooling frequency by 2, then
-    the LSTM stack. The convolutions see local spectral shapes wherever they sit in frequency, so a speaker's
+    """CRNN (as in kws_streaming): 3x3 convolutions over (time, frequency), one per `model.conv_filters` entry,
+    each pooling frequency by 2, then the classic LSTM classifier. The convolutions see local spectral shapes wherever they sit in frequency, so a speaker's
     formants a few bins higher or lower look alike; meant for log-mel features (features.num_mfcc: 0)."""
     m = cfg["model"]
     frames, bins = x.shape[1], x.shape[2]
@@ -70,7 +70,7 @@ def _conv_lstm(cfg, x):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv_{index}")(x)
         x = keras.layers.MaxPooling2D((1, 2), name=f"frequency_pool_{index}")(x)
     x = keras.layers.Reshape((frames, x.shape[2] * x.shape[3]), name="frames")(x)
-    return LSTMStack(m["units"], m["layers"], m["bidirectional"], m["dropout"], name="lstm_stack")(x)
+    return _lstm_last_state(cfg, x)
 
 
 MODELS = {"lstm": _lstm_last_state, "attention": _lstm_attention, "crnn": _conv_lstm}
