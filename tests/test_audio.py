@@ -5,7 +5,8 @@ import scipy.signal
 import soundfile
 import tensorflow as tf
 
-from lstm_apps.inputs.audio import decode_wav, fit_length, mix_noise, resample, speed_perturb, time_shift
+from lstm_apps.inputs.audio import (decode_wav, fit_length, mix_noise, resample, speed_perturb, speed_perturb_clip,
+                                    time_shift)
 from lstm_apps.layers import LogMelSpectrogram
 
 CLIP = "recordings/3_theo_7.wav"
@@ -69,6 +70,27 @@ def test_augmentation_keeps_length_and_changes_signal():
     noisy = mix_noise(x, tf.random.normal((2, 5000)), probability=1.0, max_volume=0.5)
     assert noisy.shape == x.shape and not np.allclose(noisy.numpy(), x.numpy())
     assert np.abs(noisy.numpy()).max() <= 1.0
+
+
+def test_speed_change_of_a_padded_clip_keeps_its_onset():
+    """A 0.5 s clip (a loud 25 ms onset, then a quiet tone) padded to 1 s, slowed or sped up by up to 20%: it keeps
+    its length, its loud onset stays at the start, and it lasts 0.5 s times the factor. A clip that fills the window
+    is centre-cropped as `fit_length` crops."""
+    t = tf.range(4000, dtype=tf.float32)
+    clip = fit_length(tf.sin(2 * np.pi * 440 * t / 8000) * tf.where(t < 200, 0.9, 0.2), 8000)
+    lengths = []
+    for seed in range(10):
+        tf.random.set_seed(seed)
+        out = speed_perturb_clip(clip, 8000, 0.2, 8000).numpy()
+        assert out.shape == (8000,)
+        assert np.abs(out[:150]).max() > 0.6, "the onset must not be cut"
+        lengths.append(np.flatnonzero(np.abs(out) > 0.05)[-1] + 1)
+    assert 4000 * 0.8 * 0.98 < min(lengths) < 4000 < max(lengths) < 4000 * 1.2 * 1.02
+    full = tf.sin(2 * np.pi * 440 * tf.range(8000, dtype=tf.float32) / 8000)
+    tf.random.set_seed(0)
+    expected = fit_length(speed_perturb(full, 8000, 0.2), 8000)
+    tf.random.set_seed(0)
+    np.testing.assert_allclose(speed_perturb_clip(full, 8000, 0.2, 8000), expected)
 
 
 def test_speed_perturbation_stretches_within_bounds(fsdd_dir):

@@ -171,6 +171,20 @@ def speed_perturb(waveform, sample_rate, max_change):
     return resample(waveform, sample_rate, new_rate)
 
 
+def speed_perturb_clip(waveform, sample_rate, max_change, num_samples):
+    """`speed_perturb` for a model-length clip, fitted back to `num_samples` without cutting a short word's onset.
+
+    `fit_length` leaves a short recording at the start and pads the end. A slowed clip outgrows the window: its
+    excess is cut from that (stretched) trailing padding first, and only what remains is cut from both ends, as
+    `fit_length` does; a plain centre crop would cut the onset of every slowed short clip."""
+    stretched = speed_perturb(waveform, sample_rate, max_change)
+    length, stretched_length = tf.shape(waveform)[0], tf.shape(stretched)[0]
+    last_nonzero = tf.reduce_max(tf.cast(tf.not_equal(waveform, 0.0), tf.int32) * tf.range(1, length + 1))
+    stretched_padding = (length - last_nonzero) * stretched_length // length
+    cut = tf.minimum(tf.maximum(stretched_length - num_samples, 0), stretched_padding)
+    return fit_length(stretched[: stretched_length - cut], num_samples)
+
+
 def mix_noise(waveform, noise_bank, probability, max_volume):
     """With `probability`, add a random window of a random noise recording at a random volume <= `max_volume`.
 

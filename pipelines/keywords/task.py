@@ -10,7 +10,7 @@ from lstm_apps import export as export_lib
 from lstm_apps import training
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.inputs.audio import (AUDIO_SUFFIXES, audio_backend, fit_length, load_waveform_dataset, mix_noise,
-                                    read_audio, speed_perturb, time_shift, wav_bytes_to_input)
+                                    read_audio, speed_perturb_clip, time_shift, wav_bytes_to_input)
 from lstm_apps.tasks import Task
 from pipelines.keywords import data as data_lib
 from pipelines.keywords.model import MODELS, build_model, clip_features
@@ -48,8 +48,7 @@ def training_dataset(data, cfg):
 
     def augment_clip(waveform, label):
         if augment["speed_change"] > 0:
-            waveform = fit_length(speed_perturb(waveform, data.sample_rate, augment["speed_change"]),
-                                  data.num_samples)
+            waveform = speed_perturb_clip(waveform, data.sample_rate, augment["speed_change"], data.num_samples)
         if max_shift:
             waveform = time_shift(waveform, max_shift)
         if augment["noise_probability"] > 0:
