@@ -61,8 +61,9 @@ def _lstm_attention(cfg, x):
 
 def _conv_lstm(cfg, x):
     """CRNN (as in kws_streaming): 3x3 convolutions over (time, frequency), one per `model.conv_filters` entry,
-    each pooling frequency by 2, then the classic LSTM classifier. The convolutions see local spectral shapes wherever they sit in frequency, so a speaker's
-    formants a few bins higher or lower look alike; meant for log-mel features (features.num_mfcc: 0)."""
+    each pooling frequency by 2, then the classic LSTM classifier. The convolutions see local spectral shapes
+    wherever they sit in frequency, so a speaker's formants a few bins higher or lower look alike; meant for log-mel
+    features (features.num_mfcc: 0)."""
     m = cfg["model"]
     frames, bins = x.shape[1], x.shape[2]
     x = keras.layers.Reshape((frames, bins, 1), name="spectrogram_image")(x)
