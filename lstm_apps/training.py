@@ -139,8 +139,8 @@ def plot_learning_curve(run_dir):
     metrics = [k for k in rows[0] if not k.startswith("val_") and k not in ("epoch", "learning_rate", "epoch_seconds")]
     fig = Figure(figsize=(5 * len(metrics), 3.5))
     axes = fig.subplots(1, len(metrics), squeeze=False)
-    epochs = [int(r["epoch"]) + 1 for r in rows]  # a missing value (None) leaves a gap in its line
-    for ax, name in zip(axes[0], metrics):
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    for ax, name in zip(axes[0], metrics):  # a missing value (None) leaves a gap in its line
         ax.plot(epochs, [r[name] for r in rows], label=f"train {name}")
         if f"val_{name}" in rows[0]:
             ax.plot(epochs, [r[f"val_{name}"] for r in rows], label=f"validation {name}")
