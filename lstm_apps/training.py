@@ -49,18 +49,23 @@ def prepare_run_dir(run_dir, cfg):
     run_dir = Path(run_dir)
     if (run_dir / MODEL_FILE).exists():
         raise RunDirError(f"{run_dir}: holds a finished run ({MODEL_FILE}); choose a new --run-dir")
-    saved = run_dir / CONFIG_FILE
-    if saved.exists():
-        import yaml
-        previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
-        differing = _first_difference(previous, cfg)
-        if differing:
-            raise ConfigError(f"{saved}: this unfinished run used a different value for '{differing}'; "
-                              f"rerun with the same options to resume, or choose a new --run-dir")
+    if (run_dir / CONFIG_FILE).exists():
+        require_same_config(run_dir, cfg)
         return True
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(saved, dump(cfg))
+    write_atomic(run_dir / CONFIG_FILE, dump(cfg))
     return False
+
+
+def require_same_config(run_dir, cfg):
+    """Work already in a run dir (a backup, a finished model) may be reused only under the configuration it used."""
+    import yaml
+
+    saved = Path(run_dir) / CONFIG_FILE
+    differing = _first_difference(yaml.safe_load(saved.read_text(encoding="utf-8")), cfg)
+    if differing:
+        raise ConfigError(f"{saved}: this run used a different value for '{differing}'; "
+                          f"rerun with the same options to resume, or choose a new --run-dir")
 
 
 def _first_difference(a, b, prefix=""):
@@ -102,6 +107,15 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self.started
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's backup callback, with the epoch in progress recorded in every mid-epoch backup. Keras 3.15 learns
+    the epoch only when one ends, so a batch backup taken after a resume, before the resumed epoch ends, says
+    epoch 0: a second interruption there would restart the run from its first epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
 
 
 class HistoryLogger(keras.callbacks.CSVLogger):
@@ -164,7 +178,7 @@ def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra
     best_path = run_dir / BEST_WEIGHTS_FILE
     callbacks = [
         EpochTimer(),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=train_cfg["backup_every"]),
+        BackupAndRestore(str(run_dir / "backup"), save_freq=train_cfg["backup_every"]),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor=monitor, mode=mode, save_best_only=True,
                                         save_weights_only=True,
                                         initial_value_threshold=_best_so_far(run_dir / HISTORY_FILE, monitor, mode)),
