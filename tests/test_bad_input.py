@@ -115,6 +115,19 @@ def test_unknown_model_name(small_fsdd, tmp_path, capsys):
     assert_clean_failure(code, err, tmp_path / "run", "model.name", "lstm, attention")
 
 
+@pytest.mark.parametrize("members, expected", [
+    ("[[model.name=transformer]]", ["model.name", "unknown model 'transformer'"]),
+    ("[[], [model.unitz=3]]", ["model.members[1]", "unknown key 'model.unitz'"]),
+    ("[[], [model.units]]", ["model.members[1]", "key=value"]),
+    ("[model.name=crnn]", ["model.members[0]", "key=value"]),
+    ("[[], [data.split=speaker]]", ["model.members[1]", "data.*"]),
+    ("[[], [model.units=big]]", ["model.members[1]", "model.units", "expects a int"]),
+])
+def test_bad_ensemble_member(members, expected, small_fsdd, tmp_path, capsys):
+    code, err = train(capsys, small_fsdd, tmp_path / "run", f"model.members={members}")
+    assert_clean_failure(code, err, tmp_path / "run", *expected)
+
+
 def test_predict_missing_and_bad_files(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     code = main(["keywords", "predict", "--run-dir", str(tmp_path / "run"), "a.wav"])

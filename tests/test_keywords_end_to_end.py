@@ -83,20 +83,32 @@ FRESH_PROCESS = textwrap.dedent("""
 
 
 def test_export_answers_like_the_keras_model_in_a_fresh_process(trained_run, fsdd_dir, tmp_path, capsys):
+    assert_export_answers_like_the_keras_model(trained_run, fsdd_dir, tmp_path, capsys)
+
+
+HELD_OUT_CLIPS = [(0, "george", 0), (3, "lucas", 1), (5, "nicolas", 2), (8, "yweweler", 3), (9, "theo", 4)]
+
+
+def held_out_clips(fsdd_dir):
+    """Five test-split FSDD recordings (paths) and their waveforms, padded/cut to the model's 1 s."""
+    paths = [fsdd_dir / "recordings" / f"{d}_{s}_{i}.wav" for d, s, i in HELD_OUT_CLIPS]
+    return paths, np.stack([np.pad(soundfile.read(p, dtype="float32")[0], (0, 8000))[:8000] for p in paths])
+
+
+def assert_export_answers_like_the_keras_model(run_dir, fsdd_dir, tmp_path, capsys):
+    """Two exports become versions 1 and 2; in a fresh process both signatures answer like model.keras."""
     export_dir = tmp_path / "export"
-    assert main(["keywords", "export", "--run-dir", str(trained_run), "--export-dir", str(export_dir)]) == 0
-    assert main(["keywords", "export", "--run-dir", str(trained_run), "--export-dir", str(export_dir)]) == 0
+    assert main(["keywords", "export", "--run-dir", str(run_dir), "--export-dir", str(export_dir)]) == 0
+    assert main(["keywords", "export", "--run-dir", str(run_dir), "--export-dir", str(export_dir)]) == 0
     assert sorted(p.name for p in export_dir.iterdir()) == ["1", "2"], "versions only, no staging folders left"
     version = export_dir / "1"
     assert (version / "saved_model.pb").exists()
     warmup = read_warmup_requests(version)
     assert set(warmup) == {"serving_default", "serving_wav"}
 
-    paths = [fsdd_dir / "recordings" / f"{d}_{s}_{i}.wav" for d, s, i in
-             [(0, "george", 0), (3, "lucas", 1), (5, "nicolas", 2), (8, "yweweler", 3), (9, "theo", 4)]]
-    model = keras.saving.load_model(trained_run / "model.keras")
-    labels = json.loads((trained_run / "labels.json").read_text())
-    waveforms = np.stack([np.pad(soundfile.read(p, dtype="float32")[0], (0, 8000))[:8000] for p in paths])
+    paths, waveforms = held_out_clips(fsdd_dir)
+    model = keras.saving.load_model(run_dir / "model.keras")
+    labels = json.loads((run_dir / "labels.json").read_text())
     expected = model.predict(waveforms, verbose=0)
     np.save(tmp_path / "waveforms.npy", waveforms)
     script = tmp_path / "serve.py"
@@ -137,3 +149,33 @@ def test_the_other_models_learn_held_out_clips(model_name, overrides, fsdd_dir, 
     assert main(["keywords", "evaluate", "--run-dir", str(run_dir)]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["examples"] == 300 and metrics["accuracy"] > 0.6
+
+
+@pytest.mark.slow
+def test_an_ensemble_averages_its_members_resumes_and_exports(fsdd_dir, tmp_path, capsys):
+    """model.members: each member is an ordinary run under RUN_DIR/members/; the ensemble's probabilities are the
+    mean of its members'; a rerun retrains no finished member; the export still takes raw waveforms."""
+    run_dir = tmp_path / "ensemble"
+    train = ["keywords", "train", "--data-dir", str(fsdd_dir), "--run-dir", str(run_dir), "--set", "train.epochs=4",
+             "model.members=[[], [model.name=crnn, features.num_mfcc=0, train.seed=2]]"]
+    assert main(train) == 0
+    member_files = [run_dir / "members" / str(index) / "model.keras" for index in (0, 1)]
+    members = [keras.saving.load_model(path) for path in member_files]
+    assert [member.name for member in members] == ["keywords_lstm", "keywords_crnn"]
+    _, waveforms = held_out_clips(fsdd_dir)
+    expected = np.mean([member.predict(waveforms, verbose=0) for member in members], axis=0)
+    ensemble = keras.saving.load_model(run_dir / "model.keras")
+    np.testing.assert_allclose(ensemble.predict(waveforms, verbose=0), expected, atol=1e-6)
+
+    capsys.readouterr()
+    assert main(["keywords", "evaluate", "--run-dir", str(run_dir)]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["examples"] == 300 and metrics["accuracy"] > 0.6  # chance is 0.1
+
+    finished_at = [path.stat().st_mtime_ns for path in member_files]
+    (run_dir / "model.keras").unlink()  # as if stopped after its members had finished
+    assert main(train) == 0
+    assert [path.stat().st_mtime_ns for path in member_files] == finished_at, "finished members are reused"
+    assert (run_dir / "model.keras").exists()
+
+    assert_export_answers_like_the_keras_model(run_dir, fsdd_dir, tmp_path, capsys)

@@ -1,7 +1,8 @@
 """Keyword models: waveform -> log-mel/MFCC (in the model) -> normalisation -> SpecAugment -> LSTMs -> classes.
 
 MODELS maps `model.name` to a builder; all share the front end and the head, and differ in what comes before the
-LSTMs (crnn: convolutions) and how their outputs are pooled over time (attention).
+LSTMs (crnn: convolutions) and how their outputs are pooled over time (attention). `ensemble_model` joins trained
+models (each with its own front end) into one that averages their class probabilities.
 """
 import keras
 
@@ -85,3 +86,15 @@ def build_model(cfg, num_classes, sample_rate, num_samples, normalizer):
     x = keras.layers.Dropout(cfg["model"]["dropout"], name="head_dropout")(x)
     probabilities = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(waveform, probabilities, name=f"keywords_{name}")
+
+
+def ensemble_model(members, num_samples):
+    """One waveform model from trained keyword models: the mean of their class probabilities (soft voting).
+    Members that err on different speakers (e.g. an MFCC LSTM and a log-mel CRNN) correct each other."""
+    waveform = keras.Input((num_samples,), name="waveform")
+    outputs = []
+    for index, member in enumerate(members):
+        member.name = f"member_{index}"  # nested models need distinct names; two members may share an architecture
+        outputs.append(member(waveform))
+    probabilities = keras.layers.Average(name="probabilities")(outputs) if len(outputs) > 1 else outputs[0]
+    return keras.Model(waveform, probabilities, name="keywords_ensemble")

@@ -1,4 +1,5 @@
 """The speech-keywords task: spoken-word classification from raw audio."""
+import copy
 from pathlib import Path
 
 import keras
@@ -6,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
+from lstm_apps import config as config_lib
 from lstm_apps import export as export_lib
 from lstm_apps import training
 from lstm_apps.errors import ConfigError, DataError
@@ -13,10 +15,11 @@ from lstm_apps.inputs.audio import (AUDIO_SUFFIXES, audio_backend, fit_length, l
                                     read_audio, speed_perturb_clip, time_shift, wav_bytes_to_input)
 from lstm_apps.tasks import Task
 from pipelines.keywords import data as data_lib
-from pipelines.keywords.model import MODELS, build_model, clip_features
+from pipelines.keywords.model import MODELS, build_model, clip_features, ensemble_model
 
 LABELS_FILE = "labels.json"
 EXPORT_INFO = Path("assets.extra") / "lstm_apps.yaml"
+MEMBERS_DIR = "members"
 
 
 def waveform_dataset(data, split):
@@ -82,14 +85,58 @@ def adapted_normalizer(cfg, data):
     return normalizer
 
 
+def train_model(cfg, data, run_dir):
+    """Build, compile and fit one model; training.fit leaves RUN_DIR/model.keras when it finishes."""
+    model = build_model(cfg, len(data.labels), data.sample_rate, data.num_samples, adapted_normalizer(cfg, data))
+    compile_model(model, cfg, steps_per_epoch=-(-split_size(data, "train") // cfg["train"]["batch_size"]))
+    model.summary(print_fn=lambda line, **_: print(line))
+    training.fit(model, training_dataset(data, cfg),
+                 evaluation_dataset(data, "validation", cfg["train"]["batch_size"]), run_dir, cfg["train"])
+
+
+def member_configs(cfg):
+    """The configs of an ensemble's members: model.members holds one list of key=value settings per member,
+    applied over this config (as --set would). [] for a single model. Members share the data, so data.* is fixed."""
+    single = copy.deepcopy(cfg)
+    single["model"]["members"] = []
+    members = []
+    for index, settings in enumerate(cfg["model"]["members"]):
+        where = f"model.members[{index}]"
+        if not isinstance(settings, list) or not all(isinstance(s, str) and "=" in s for s in settings):
+            raise ConfigError(f"{where}: expected a list of key=value settings, e.g. [model.name=crnn], "
+                              f"got {settings!r}")
+        overrides = config_lib.parse_set(settings)
+        if "data" in overrides or "members" in overrides.get("model", {}):
+            raise ConfigError(f"{where}: members share the data and do not nest; data.* and model.members "
+                              "cannot be set per member")
+        members.append(config_lib.merge(single, overrides, where))
+    return members
+
+
+def train_member(cfg, data, member_dir):
+    """One ensemble member, an ordinary keywords run dir (resumable, evaluable alone). A finished member is reused,
+    so an interrupted ensemble retrains nothing it has finished; its config must match."""
+    if (member_dir / training.MODEL_FILE).exists():
+        training.require_same_config(member_dir, cfg)
+    else:
+        print(f"training ensemble member {member_dir}", flush=True)
+        training.prepare_run_dir(member_dir, cfg)
+        training.set_seed(cfg["train"]["seed"], cfg["train"]["deterministic"])
+        training.save_json_atomic(member_dir / LABELS_FILE, data.labels)
+        train_model(cfg, data, member_dir)
+    return training.load_model(member_dir)
+
+
 class KeywordsTask(Task):
     name = "keywords"
     presets_dir = Path(__file__).parent / "presets"
 
     # ----------------------------------------------------------------------------------------- data
     def load_data(self, cfg):
-        if cfg["model"]["name"] not in MODELS:
-            raise ConfigError(f"model.name: unknown model '{cfg['model']['name']}' (known: {', '.join(MODELS)})")
+        for model_cfg in member_configs(cfg) or [cfg]:
+            if model_cfg["model"]["name"] not in MODELS:
+                raise ConfigError(f"model.name: unknown model '{model_cfg['model']['name']}' "
+                                  f"(known: {', '.join(MODELS)})")
         audio_backend(cfg["data"]["audio_backend"])  # an unknown or missing backend fails before any file is read
         if cfg["train"]["batch_size"] < 1 or cfg["train"]["epochs"] < 1:
             raise ConfigError("train.batch_size and train.epochs: expected positive integers")
@@ -98,12 +145,13 @@ class KeywordsTask(Task):
     # ----------------------------------------------------------------------------------------- train
     def train(self, cfg, data, run_dir):
         training.save_json_atomic(run_dir / LABELS_FILE, data.labels)
-        model = build_model(cfg, len(data.labels), data.sample_rate, data.num_samples,
-                            adapted_normalizer(cfg, data))
-        compile_model(model, cfg, steps_per_epoch=-(-split_size(data, "train") // cfg["train"]["batch_size"]))
-        model.summary(print_fn=lambda line, **_: print(line))
-        training.fit(model, training_dataset(data, cfg),
-                     evaluation_dataset(data, "validation", cfg["train"]["batch_size"]), run_dir, cfg["train"])
+        members = member_configs(cfg)
+        if not members:
+            train_model(cfg, data, run_dir)
+            return
+        models = [train_member(member_cfg, data, run_dir / MEMBERS_DIR / str(index))
+                  for index, member_cfg in enumerate(members)]
+        training.save_model(ensemble_model(models, data.num_samples), run_dir / training.MODEL_FILE)
 
     # ----------------------------------------------------------------------------------------- evaluate
     def evaluate(self, cfg, run_dir, split):
