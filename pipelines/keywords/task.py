@@ -133,13 +133,15 @@ class KeywordsTask(Task):
 
     # ----------------------------------------------------------------------------------------- data
     def load_data(self, cfg):
-        for model_cfg in member_configs(cfg) or [cfg]:
+        members = member_configs(cfg)
+        for index, model_cfg in enumerate(members or [cfg]):
+            member = f"model.members[{index}]: " if members else ""
             if model_cfg["model"]["name"] not in MODELS:
-                raise ConfigError(f"model.name: unknown model '{model_cfg['model']['name']}' "
+                raise ConfigError(f"{member}model.name: unknown model '{model_cfg['model']['name']}' "
                                   f"(known: {', '.join(MODELS)})")
+            if model_cfg["train"]["batch_size"] < 1 or model_cfg["train"]["epochs"] < 1:
+                raise ConfigError(f"{member}train.batch_size and train.epochs: expected positive integers")
         audio_backend(cfg["data"]["audio_backend"])  # an unknown or missing backend fails before any file is read
-        if cfg["train"]["batch_size"] < 1 or cfg["train"]["epochs"] < 1:
-            raise ConfigError("train.batch_size and train.epochs: expected positive integers")
         return data_lib.load(cfg)
 
     # ----------------------------------------------------------------------------------------- train
