@@ -89,14 +89,6 @@ def read_history(history_path):
                 for row in csv.DictReader(f)]
 
 
-def _best_so_far(history_path, monitor, mode):
-    """The best monitored value logged before an interruption, so a resumed run keeps the better checkpoint."""
-    values = [row[monitor] for row in read_history(history_path) if row.get(monitor) is not None]
-    if not values:
-        return None
-    return min(values) if mode == "min" else max(values)
-
-
 class EpochTimer(keras.callbacks.Callback):
     """Add `epoch_seconds` (wall time of the epoch, validation included) to the logs, so history.csv and
     TensorBoard say how long each epoch took, also across resumed sessions. Must come before the loggers."""
@@ -168,27 +160,102 @@ def plot_learning_curve(run_dir):
     os.replace(tmp, run_dir / "learning_curve.png")
 
 
+class ResumedMonitors(keras.callbacks.Callback):
+    """Carry the best checkpoint, early stopping and the learning-rate decay across a resume.
+
+    Keras resets these callbacks at the start of every fit, so a resumed run would take its first epoch as the best,
+    wait out its whole patience again and decay the learning rate late. This replays the monitored value of every
+    epoch in history.csv into them, as if the run had not stopped; the decayed learning rate itself comes back with
+    the optimizer's variables in the backup. Must come after the callbacks it replays into."""
+
+    def __init__(self, history_path, callbacks):
+        super().__init__()
+        self.history_path = history_path
+        self.callbacks = callbacks
+
+    def on_train_begin(self, logs=None):
+        rows = read_history(self.history_path)
+        for callback in self.callbacks:
+            replay = next((fn for kind, fn in MONITOR_REPLAYS.items() if isinstance(callback, kind)), None)
+            if replay is None or not rows:
+                continue
+            if callback.monitor_op is None:
+                callback._set_monitor_op()
+            for row in rows:
+                if row.get(callback.monitor) is not None:
+                    replay(callback, int(row["epoch"]), row[callback.monitor])
+
+
+def _replay_checkpoint(callback, epoch, value):
+    if callback._is_improvement(value, callback.best):
+        callback.best = value
+
+
+def _replay_early_stopping(callback, epoch, value):
+    """EarlyStopping.on_epoch_end's bookkeeping, without stopping."""
+    if epoch < callback.start_from_epoch:
+        return
+    callback.wait += 1
+    if callback._is_improvement(value, callback.best):
+        callback.best, callback.best_epoch = value, epoch
+        if callback.baseline is None or callback._is_improvement(value, callback.baseline):
+            callback.wait = 0
+
+
+def _replay_learning_rate_decay(callback, epoch, value):
+    """ReduceLROnPlateau.on_epoch_end's bookkeeping; the optimizer already holds the reduced rate."""
+    if callback.in_cooldown():
+        callback.cooldown_counter -= 1
+        callback.wait = 0
+    if callback._is_improvement(value, callback.best):
+        callback.best, callback.wait = value, 0
+    elif not callback.in_cooldown():
+        callback.wait += 1
+        if callback.wait >= callback.patience:
+            callback.cooldown_counter, callback.wait = callback.cooldown, 0
+
+
+# Keras monitor callback -> how one past epoch's monitored value updates its state (for ResumedMonitors)
+MONITOR_REPLAYS = {
+    keras.callbacks.ModelCheckpoint: _replay_checkpoint,
+    keras.callbacks.EarlyStopping: _replay_early_stopping,
+    keras.callbacks.ReduceLROnPlateau: _replay_learning_rate_decay,
+}
+
+
+def learning_rate_decay(train_cfg):
+    """ReduceLROnPlateau from train.lr_decay (the factor; 1 = off) and train.lr_patience, for tasks that have them."""
+    if train_cfg.get("lr_decay", 1.0) >= 1:
+        return []
+    return [keras.callbacks.ReduceLROnPlateau("val_loss", factor=train_cfg["lr_decay"],
+                                              patience=train_cfg["lr_patience"], min_delta=0.0, verbose=1)]
+
+
 def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra_callbacks=()):
     """model.fit with the standard callbacks; restores the best weights and writes model.keras atomically.
 
-    train_cfg keys: epochs, monitor, monitor_mode, patience, backup_every ("epoch" or a number of steps), verbose.
+    train_cfg keys: epochs, monitor, monitor_mode, patience, backup_every ("epoch" or a number of steps), verbose;
+    optionally lr_decay and lr_patience (see `learning_rate_decay`).
     """
     run_dir = Path(run_dir)
     monitor, mode = train_cfg["monitor"], train_cfg["monitor_mode"]
     best_path = run_dir / BEST_WEIGHTS_FILE
+    # Callbacks that change the training state at an epoch's end (the learning rate) come before the backup, so
+    # that the backup holds their effect.
     callbacks = [
         EpochTimer(),
+        *extra_callbacks,
+        *learning_rate_decay(train_cfg),
         BackupAndRestore(str(run_dir / "backup"), save_freq=train_cfg["backup_every"]),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor=monitor, mode=mode, save_best_only=True,
-                                        save_weights_only=True,
-                                        initial_value_threshold=_best_so_far(run_dir / HISTORY_FILE, monitor, mode)),
+                                        save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train_cfg["patience"]),
         HistoryLogger(str(run_dir / HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         LearningCurvePlot(run_dir),
         keras.callbacks.TerminateOnNaN(),
-        *extra_callbacks,
     ]
+    callbacks.append(ResumedMonitors(run_dir / HISTORY_FILE, callbacks))
     verbose = train_cfg.get("verbose", "auto")
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+from lstm_apps import training
 from lstm_apps.training import BackupAndRestore
 
 EPOCHS = 4
@@ -60,7 +61,7 @@ def test_sigkill_mid_epoch_then_resume(fsdd_dir, tmp_path):
 
 def test_resumed_history_keeps_its_columns(tmp_path):
     """A session that logs a column the first one did not (or lacks one) still writes under the right headers."""
-    from lstm_apps.training import HistoryLogger, _best_so_far, plot_learning_curve
+    from lstm_apps.training import HistoryLogger, ResumedMonitors, plot_learning_curve
 
     path = tmp_path / "history.csv"
     path.write_text("epoch,loss,val_loss\n0,2.0,2.5\n")
@@ -74,7 +75,10 @@ def test_resumed_history_keeps_its_columns(tmp_path):
     assert [(r["epoch"], r["loss"], r["val_loss"]) for r in rows] == [("0", "2.0", "2.5"), ("1", "1.5", "2.25"),
                                                                      ("2", "1.25", "NA")]
     assert path.read_text().count("epoch") == 1, "one header"
-    assert _best_so_far(path, "val_loss", "min") == 2.25, "the resumed checkpoint threshold skips the missing value"
+    checkpoint = keras.callbacks.ModelCheckpoint(str(tmp_path / "best.weights.h5"), save_best_only=True, mode="min",
+                                                 save_weights_only=True)
+    ResumedMonitors(path, [checkpoint]).on_train_begin()
+    assert checkpoint.best == 2.25, "the resumed checkpoint's best skips the missing value"
     plot_learning_curve(tmp_path)
     assert (tmp_path / "learning_curve.png").stat().st_size > 0
 
@@ -114,3 +118,40 @@ def test_a_second_interruption_after_a_resume_keeps_the_epoch(backup, tmp_path):
         assert resumed_epochs == [2, 3, 4]
     else:
         assert resumed_epochs == [0, 1, 2, 3, 4], "Keras fixed its callback: drop lstm_apps' BackupAndRestore"
+
+
+def train_line(run_dir, train_cfg, *extra_callbacks):
+    """training.fit of a one-weight model: full-batch SGD fits y = x while validation asks for y = -x, so every
+    epoch after the first is worse."""
+    import tensorflow as tf
+
+    x = np.linspace(0.5, 1.5, 32, dtype=np.float32)[:, None]
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    train, val = (tf.data.Dataset.from_tensor_slices((x, y)).batch(32) for y in (x, -x))
+    training.fit(model, train, val, run_dir, train_cfg, extra_callbacks=extra_callbacks)
+    return model
+
+
+def test_a_resumed_run_stops_and_decays_like_an_uninterrupted_one(tmp_path):
+    """Early stopping, the learning-rate decay and the best checkpoint carry across an interruption: the resumed run
+    logs the same epochs, learning rates and losses as one never stopped, and ends with the same weights. Keras
+    alone restarts its patience (5 epochs, not 3) and loses the decay decided at the last finished epoch."""
+    train_cfg = {"epochs": 6, "monitor": "val_loss", "monitor_mode": "min", "patience": 2, "backup_every": "epoch",
+                 "verbose": 0, "lr_decay": 0.5, "lr_patience": 0}
+    straight = train_line(tmp_path / "straight", train_cfg)
+    with pytest.raises(KeyboardInterrupt):
+        train_line(tmp_path / "resumed", train_cfg, Interrupt(epoch=2, batch=0))
+    assert len(training.read_history(tmp_path / "resumed" / "history.csv")) == 2
+    resumed = train_line(tmp_path / "resumed", train_cfg)
+
+    straight_rows, resumed_rows = (training.read_history(tmp_path / name / "history.csv")
+                                   for name in ("straight", "resumed"))
+    assert [r["epoch"] for r in straight_rows] == [0, 1, 2], "patience 2: stopped after the second worse epoch"
+    assert [r["epoch"] for r in resumed_rows] == [0, 1, 2]
+    assert [r["learning_rate"] for r in straight_rows] == pytest.approx([0.1, 0.1, 0.05])
+    assert [r["learning_rate"] for r in resumed_rows] == pytest.approx([0.1, 0.1, 0.05])
+    assert [r["val_loss"] for r in resumed_rows] == pytest.approx([r["val_loss"] for r in straight_rows], rel=1e-6)
+    np.testing.assert_allclose(resumed.get_weights()[0], straight.get_weights()[0], rtol=1e-6)
+    assert straight.get_weights()[0][0, 0] == pytest.approx(0.2 * np.mean(np.linspace(0.5, 1.5, 32) ** 2), rel=1e-5), \
+        "both end with the best (first) epoch's weight"

@@ -177,14 +177,9 @@ class LanguageModelTask(Task):
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[Perplexity()])
         model.summary(print_fn=lambda line, **_: print(line))
-        callbacks = [ResetStates()]
-        if train_cfg["lr_decay"] < 1:
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                "val_loss", factor=train_cfg["lr_decay"], patience=train_cfg["lr_patience"], min_delta=0.0,
-                verbose=1))
         windows = [bptt_dataset(stream(data.ids[split]), train_cfg["batch_size"], train_cfg["bptt"],
                                 data.files[split]) for split in ("train", "valid")]
-        training.fit(model, *windows, run_dir, train_cfg, extra_callbacks=callbacks)
+        training.fit(model, *windows, run_dir, train_cfg, extra_callbacks=[ResetStates()])
 
     def _load(self, cfg, run_dir):
         vocabulary = Vocabulary.from_json(training.load_json(run_dir / VOCABULARY_FILE))

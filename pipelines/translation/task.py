@@ -4,7 +4,6 @@ import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 import yaml
@@ -245,12 +244,7 @@ class TranslationTask(Task):
                            loss=MaskedCrossEntropy(PAD_ID, train_cfg["label_smoothing"]),
                            metrics=[Perplexity(mask_id=PAD_ID)])
         translator.summary(print_fn=lambda line, **_: print(line))
-        callbacks = []
-        if train_cfg["lr_decay"] < 1:
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                "val_loss", factor=train_cfg["lr_decay"], patience=train_cfg["lr_patience"], min_delta=0.0,
-                verbose=1))
-        training.fit(translator, *datasets, run_dir, train_cfg, extra_callbacks=callbacks)
+        training.fit(translator, *datasets, run_dir, train_cfg)
 
     def text_translator(self, cfg, run_dir):
         source_tokenizer, target_tokenizer = self._tokenizers(cfg, run_dir)
