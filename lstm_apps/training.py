@@ -175,9 +175,9 @@ class ResumedMonitors(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         rows = read_history(self.history_path)
-        for callback in self.callbacks:
+        for callback in self.callbacks if rows else []:
             replay = next((fn for kind, fn in MONITOR_REPLAYS.items() if isinstance(callback, kind)), None)
-            if replay is None or not rows:
+            if replay is None:
                 continue
             if callback.monitor_op is None:
                 callback._set_monitor_op()
@@ -215,7 +215,8 @@ def _replay_learning_rate_decay(callback, epoch, value):
             callback.cooldown_counter, callback.wait = callback.cooldown, 0
 
 
-# Keras monitor callback -> how one past epoch's monitored value updates its state (for ResumedMonitors)
+# Keras monitor callback -> how one past epoch's monitored value updates its state (for ResumedMonitors;
+# each mirrors the callback's on_epoch_end in Keras 3.15)
 MONITOR_REPLAYS = {
     keras.callbacks.ModelCheckpoint: _replay_checkpoint,
     keras.callbacks.EarlyStopping: _replay_early_stopping,
