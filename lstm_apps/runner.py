@@ -13,17 +13,34 @@ from lstm_apps.errors import DataError, RunDirError
 
 
 def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overrides=()):
-    cfg = config_lib.build_config(task.presets_dir, preset, config_file, overrides)
-    if data_dir is not None:
-        if not Path(data_dir).is_dir():
-            raise DataError(f"--data-dir {data_dir}: no such folder")
-        cfg["data"]["dir"] = str(Path(data_dir).resolve())
+    cfg = build_train_config(task, data_dir, preset, config_file, overrides)
     data = task.load_data(cfg)  # validates every file before the run dir is touched
     resuming = training.prepare_run_dir(run_dir, cfg)
     print(("resuming" if resuming else "starting") + f" {task.name} run in {run_dir} with config:")
     print(config_lib.dump(cfg), flush=True)
     training.set_seed(cfg["train"]["seed"], cfg["train"]["deterministic"])
     task.train(cfg, data, Path(run_dir))
+
+
+def build_train_config(task, data_dir, preset, config_file=None, overrides=()):
+    """The config of a new run. Where the task has a variant of `preset` tuned for the dataset in use
+    (Task.dataset_presets), the variant's file is the preset."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir {data_dir}: no such folder")
+
+    def build(preset_name):
+        cfg = config_lib.build_config(task.presets_dir, preset_name, config_file, overrides)
+        if data_dir is not None:
+            cfg["data"]["dir"] = str(Path(data_dir).resolve())
+        return cfg
+
+    cfg = build(preset)
+    dataset = task.dataset(cfg)
+    variant = task.dataset_presets.get((preset, dataset))
+    if variant is None:
+        return cfg
+    print(f"--preset {preset}: on {dataset} data that is preset '{variant}' ({variant}.yaml)", flush=True)
+    return build(variant)
 
 
 def load_run_config(task, run_dir):

@@ -46,6 +46,9 @@ class Task:
     """The questions a task answers; `lstm_apps.runner` and the CLI do the rest.
 
     presets_dir: folder with quick.yaml (every key, the defaults) and full.yaml.
+    dataset_presets: {(preset, dataset): preset file stem}: a preset tuned for one dataset stands in for the named
+        one when the data are that dataset (keywords: `full` on Speech Commands is `speakers.yaml`).
+    dataset(cfg) -> the name of the dataset the config points at, as dataset_presets spells it.
     load_data(cfg) -> data: read and validate the dataset (DataError naming the bad file), no side effects.
     train(cfg, data, run_dir): build the model and call `lstm_apps.training.fit`.
     evaluate(cfg, run_dir, split) -> dict of metrics (JSON-serializable).
@@ -56,6 +59,10 @@ class Task:
 
     name = None
     presets_dir = None
+    dataset_presets = {}
+
+    def dataset(self, cfg):
+        return None
 
     def load_data(self, cfg):
         raise NotImplementedError

@@ -117,7 +117,8 @@ def test_unknown_model_name(small_fsdd, tmp_path, capsys):
 
 @pytest.mark.parametrize("members, expected", [
     ("[[model.name=transformer]]", ["model.members[0]: model.name", "unknown model 'transformer'"]),
-    ("[[], [train.epochs=0]]", ["model.members[1]: train.batch_size and train.epochs", "positive"]),
+    ("[[], [train.epochs=0]]", ["model.members[1]: train.epochs", "expected a positive integer, got 0"]),
+    ("[[], [model.conv_time_pool=0]]", ["model.members[1]: model.conv_time_pool", "expected a positive integer"]),
     ("[[], [model.unitz=3]]", ["model.members[1]", "unknown key 'model.unitz'"]),
     ("[[], [model.units]]", ["model.members[1]", "key=value"]),
     ("[model.name=crnn]", ["model.members[0]", "key=value"]),

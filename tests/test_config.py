@@ -1,7 +1,7 @@
 import pytest
 
-from lstm_apps import config
-from lstm_apps.errors import ConfigError
+from lstm_apps import config, runner
+from lstm_apps.errors import ConfigError, DataError
 from pipelines.keywords.task import TASK
 
 
@@ -49,3 +49,20 @@ def test_config_file_and_unknown_preset(tmp_path):
     bad.write_text("model: [1, 2\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         config.build_config(TASK.presets_dir, "quick", config_file=bad)
+
+
+def test_full_preset_takes_the_variant_tuned_for_the_dataset(fsdd_dir, speech_commands_core_dir,
+                                                             speech_commands_sample_dir, tmp_path):
+    speakers = config.build_config(TASK.presets_dir, "speakers", overrides=["train.epochs=3"])
+    for sc_dir in (speech_commands_core_dir, speech_commands_sample_dir):
+        cfg = runner.build_train_config(TASK, sc_dir, "full", overrides=["train.epochs=3"])
+        assert {**cfg, "data": None} == {**speakers, "data": None}  # the speaker-robust ensemble, --set still applies
+        assert cfg["data"]["dir"] == str(sc_dir.resolve())
+    fsdd = runner.build_train_config(TASK, fsdd_dir, "full")
+    assert fsdd["model"]["members"] == [] and fsdd["features"]["num_mfcc"] == 0  # full.yaml itself
+    assert runner.build_train_config(TASK, speech_commands_core_dir, "quick")["model"]["members"] == []
+    assert runner.build_train_config(TASK, None, "full")["model"]["members"] == []  # data.dataset: fsdd
+    assert runner.build_train_config(TASK, None, "full", overrides=["data.dataset=speech_commands"])[
+        "model"]["members"] == speakers["model"]["members"]
+    with pytest.raises(DataError, match="no audio found"):  # a folder with no audio still fails in load_data
+        TASK.load_data(runner.build_train_config(TASK, tmp_path, "full"))

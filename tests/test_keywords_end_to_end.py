@@ -138,10 +138,12 @@ def test_saved_model_cli_shows_both_signatures(trained_run, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_name, overrides", [("attention", []), ("crnn", ["features.num_mfcc=0"])])
+@pytest.mark.parametrize("model_name, overrides", [("attention", []),
+                                                    ("crnn", ["features.num_mfcc=0", "model.conv_time_pool=2"])])
 def test_the_other_models_learn_held_out_clips(model_name, overrides, fsdd_dir, tmp_path, capsys):
     """The attention-pooling and CRNN variants train through the same CLI and beat chance (0.1) on held-out clips;
-    the CRNN on log-mel features, as its docstring asks."""
+    the CRNN on log-mel features, as its docstring asks, with its time pooling (the ensemble test below runs it
+    without)."""
     run_dir = tmp_path / model_name
     assert main(["keywords", "train", "--data-dir", str(fsdd_dir), "--run-dir", str(run_dir), "--set",
                  "train.epochs=4", f"model.name={model_name}", *overrides]) == 0
@@ -149,6 +151,20 @@ def test_the_other_models_learn_held_out_clips(model_name, overrides, fsdd_dir, 
     assert main(["keywords", "evaluate", "--run-dir", str(run_dir)]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["examples"] == 300 and metrics["accuracy"] > 0.6
+
+
+def test_crnn_time_pooling_halves_the_lstm_steps():
+    from lstm_apps.config import build_config
+    from pipelines.keywords.model import build_model
+    from pipelines.keywords.task import TASK
+    steps = {}
+    for pool in (1, 2):
+        cfg = build_config(TASK.presets_dir, "quick", overrides=["model.name=crnn", f"model.conv_time_pool={pool}"])
+        model = build_model(cfg, num_classes=10, sample_rate=8000, num_samples=8000,
+                            normalizer=keras.layers.Normalization(axis=-1, mean=0.0, variance=1.0))
+        steps[pool] = model.get_layer("frames").output.shape[1]
+        assert model.get_layer("features").output.shape[1] == 49  # 1 s at 8 kHz, 25 ms frames every 20 ms
+    assert steps == {1: 49, 2: 25}  # an odd frame count keeps its last frame (padding="same")
 
 
 @pytest.mark.slow

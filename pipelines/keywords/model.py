@@ -62,16 +62,17 @@ def _lstm_attention(cfg, x):
 
 def _conv_lstm(cfg, x):
     """CRNN (as in kws_streaming): 3x3 convolutions over (time, frequency), one per `model.conv_filters` entry,
-    each pooling frequency by 2, then the classic LSTM classifier. The convolutions see local spectral shapes
-    wherever they sit in frequency, so a speaker's formants a few bins higher or lower look alike; meant for log-mel
-    features (features.num_mfcc: 0)."""
+    each pooling frequency by 2 (the first also time, by model.conv_time_pool: fewer steps for the LSTMs, which
+    cost most on a CPU), then the classic LSTM classifier. The convolutions see local spectral shapes wherever they
+    sit in frequency, so a speaker's formants a few bins higher or lower look alike; meant for log-mel features
+    (features.num_mfcc: 0)."""
     m = cfg["model"]
-    frames, bins = x.shape[1], x.shape[2]
-    x = keras.layers.Reshape((frames, bins, 1), name="spectrogram_image")(x)
+    x = keras.layers.Reshape((x.shape[1], x.shape[2], 1), name="spectrogram_image")(x)
     for index, filters in enumerate(m["conv_filters"]):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv_{index}")(x)
-        x = keras.layers.MaxPooling2D((1, 2), name=f"frequency_pool_{index}")(x)
-    x = keras.layers.Reshape((frames, x.shape[2] * x.shape[3]), name="frames")(x)
+        time_pool = m["conv_time_pool"] if index == 0 else 1
+        x = keras.layers.MaxPooling2D((time_pool, 2), padding="same", name=f"pool_{index}")(x)
+    x = keras.layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="frames")(x)
     return _lstm_last_state(cfg, x)
 
 

@@ -130,6 +130,20 @@ def train_member(cfg, data, member_dir):
 class KeywordsTask(Task):
     name = "keywords"
     presets_dir = Path(__file__).parent / "presets"
+    # full.yaml is tuned for FSDD's official split (its test speakers are heard in training); on Speech Commands,
+    # whose test speakers are new, `full` is the speaker-robust ensemble.
+    dataset_presets = {("full", "speech_commands"): "speakers"}
+
+    def dataset(self, cfg):
+        """The layout of data.dir (fsdd or speech_commands), else data.dataset, which would be downloaded. None for
+        a folder that is not there or holds no audio: load_data says what is wrong with it."""
+        data_dir = cfg["data"]["dir"]
+        if not data_dir:
+            return cfg["data"]["dataset"]
+        try:
+            return data_lib.detect_layout(data_dir) if Path(data_dir).is_dir() else None
+        except DataError:
+            return None
 
     # ----------------------------------------------------------------------------------------- data
     def load_data(self, cfg):
@@ -139,8 +153,10 @@ class KeywordsTask(Task):
             if model_cfg["model"]["name"] not in MODELS:
                 raise ConfigError(f"{member}model.name: unknown model '{model_cfg['model']['name']}' "
                                   f"(known: {', '.join(MODELS)})")
-            if model_cfg["train"]["batch_size"] < 1 or model_cfg["train"]["epochs"] < 1:
-                raise ConfigError(f"{member}train.batch_size and train.epochs: expected positive integers")
+            try:
+                config_lib.require_positive(model_cfg, "train.batch_size", "train.epochs", "model.conv_time_pool")
+            except ConfigError as e:
+                raise ConfigError(f"{member}{e}") from None
         audio_backend(cfg["data"]["audio_backend"])  # an unknown or missing backend fails before any file is read
         return data_lib.load(cfg)
 
