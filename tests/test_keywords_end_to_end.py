@@ -13,7 +13,10 @@ import soundfile
 import tensorflow as tf
 
 from lstm_apps.cli import main
+from lstm_apps.config import build_config
 from lstm_apps.export import WARMUP_FILE, read_warmup_requests
+from pipelines.keywords.model import build_model
+from pipelines.keywords.task import TASK
 
 EPOCHS = 6
 
@@ -154,9 +157,6 @@ def test_the_other_models_learn_held_out_clips(model_name, overrides, fsdd_dir, 
 
 
 def test_crnn_time_pooling_halves_the_lstm_steps():
-    from lstm_apps.config import build_config
-    from pipelines.keywords.model import build_model
-    from pipelines.keywords.task import TASK
     steps = {}
     for pool in (1, 2):
         cfg = build_config(TASK.presets_dir, "quick", overrides=["model.name=crnn", f"model.conv_time_pool={pool}"])

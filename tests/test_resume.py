@@ -10,11 +10,13 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from lstm_apps import training
 from lstm_apps.training import BackupAndRestore
 
 EPOCHS = 4
+LINE_X = np.linspace(0.5, 1.5, 32, dtype=np.float32)[:, None]  # the inputs of `train_line`
 
 
 def history_epochs(run_dir):
@@ -123,9 +125,7 @@ def test_a_second_interruption_after_a_resume_keeps_the_epoch(backup, tmp_path):
 def train_line(run_dir, train_cfg, *extra_callbacks):
     """training.fit of a one-weight model: full-batch SGD fits y = x while validation asks for y = -x, so every
     epoch after the first is worse."""
-    import tensorflow as tf
-
-    x = np.linspace(0.5, 1.5, 32, dtype=np.float32)[:, None]
+    x = LINE_X
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
     model.compile(keras.optimizers.SGD(0.1), "mse")
     train, val = (tf.data.Dataset.from_tensor_slices((x, y)).batch(32) for y in (x, -x))
@@ -153,5 +153,5 @@ def test_a_resumed_run_stops_and_decays_like_an_uninterrupted_one(tmp_path):
     assert [r["learning_rate"] for r in resumed_rows] == pytest.approx([0.1, 0.1, 0.05])
     assert [r["val_loss"] for r in resumed_rows] == pytest.approx([r["val_loss"] for r in straight_rows], rel=1e-6)
     np.testing.assert_allclose(resumed.get_weights()[0], straight.get_weights()[0], rtol=1e-6)
-    assert straight.get_weights()[0][0, 0] == pytest.approx(0.2 * np.mean(np.linspace(0.5, 1.5, 32) ** 2), rel=1e-5), \
+    assert straight.get_weights()[0][0, 0] == pytest.approx(0.2 * np.mean(LINE_X ** 2), rel=1e-5), \
         "both end with the best (first) epoch's weight"
