@@ -1,7 +1,7 @@
 """`lstm-apps TASK VERB ...`: one entrypoint for every task. Every lstm_apps error becomes one line + exit code 2.
 
   lstm-apps TASK train    --data-dir DIR --run-dir DIR [--preset quick|full] [--config FILE] [--set key=value ...]
-  lstm-apps TASK evaluate --run-dir DIR [--split test]
+  lstm-apps TASK evaluate --run-dir DIR [--split test] [--data-dir DIR]
   lstm-apps TASK predict  (--run-dir DIR | --model EXPORT_DIR) INPUT... [task options, see --help]
   lstm-apps TASK export   --run-dir DIR --export-dir DIR
 """
@@ -13,7 +13,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from lstm_apps.errors import LSTMAppsError  # noqa: E402
-from lstm_apps.tasks import PREDICT_OPTIONS, TASK_MODULES  # noqa: E402
+from lstm_apps.tasks import TASK_PACKAGES, cli_options  # noqa: E402
 
 EXIT_USER_ERROR = 2
 
@@ -28,7 +28,8 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser():
     parser = _OneLineParser(prog="lstm-apps", description="LSTM pipelines: train, evaluate, predict, export.")
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK", parser_class=_OneLineParser)
-    for task in TASK_MODULES:
+    for task in TASK_PACKAGES:
+        options = cli_options(task)
         verbs = tasks.add_parser(task, help=f"the {task} pipeline").add_subparsers(
             dest="verb", required=True, metavar="VERB", parser_class=_OneLineParser)
 
@@ -43,14 +44,15 @@ def build_parser():
 
         evaluate = verbs.add_parser("evaluate", help="score a trained run; writes RUN_DIR/metrics-SPLIT.json")
         evaluate.add_argument("--run-dir", required=True)
-        evaluate.add_argument("--split", default="test")
+        evaluate.add_argument("--split", default="test", help="train, valid or test (default: test)")
+        evaluate.add_argument("--data-dir", help="another copy of the run's data (default: the one it trained on)")
 
         predict = verbs.add_parser("predict", help="one JSON line per input")
         source = predict.add_mutually_exclusive_group(required=True)
         source.add_argument("--run-dir")
         source.add_argument("--model", help="an export dir (latest version) or one version folder")
         predict.add_argument("inputs", nargs="*", metavar="INPUT")
-        for flag, kwargs in PREDICT_OPTIONS.get(task, {}).items():
+        for flag, kwargs in options.PREDICT_OPTIONS.items():
             predict.add_argument(flag, **kwargs)
 
         export = verbs.add_parser("export", help="write a SavedModel version in the TF Serving layout")
@@ -69,11 +71,11 @@ def run(args):
         runner.train(task, args.run_dir, data_dir=args.data_dir, preset=args.preset, config_file=args.config,
                      overrides=args.set)
     elif args.verb == "evaluate":
-        metrics = runner.evaluate(task, args.run_dir, args.split)
+        metrics = runner.evaluate(task, args.run_dir, args.split, data_dir=args.data_dir)
         print(json.dumps(metrics))
     elif args.verb == "predict":
-        options = {flag.lstrip("-").replace("-", "_"): None for flag in PREDICT_OPTIONS.get(args.task, {})}
-        options = {name: getattr(args, name) for name in options}
+        names = [flag.lstrip("-").replace("-", "_") for flag in cli_options(args.task).PREDICT_OPTIONS]
+        options = {name: getattr(args, name) for name in names}
         for result in runner.predict(task, args.inputs, run_dir=args.run_dir, model_dir=args.model, options=options):
             print(json.dumps(result), flush=True)
     elif args.verb == "export":

@@ -113,12 +113,26 @@ def require_positive(cfg, *keys):
             raise ConfigError(f"{key}: expected a positive integer, got {cfg[section][name]}")
 
 
-def split_name(cfg, split):
-    """`test` and `valid`/`validation` name the configured splits (data.test_split, data.valid_split); any other
-    name is a split of the data folder."""
-    aliases = {"test": cfg["data"]["test_split"], "valid": cfg["data"]["valid_split"],
-               "validation": cfg["data"]["valid_split"]}
-    return aliases.get(split, split)
+SPLIT_ALIASES = {"val": "valid", "validation": "valid"}
+
+
+def canonical_split(split):
+    """`train`, `valid`, `test` name the splits at the CLI and in metrics files of every task; `val` and
+    `validation` are read as `valid`. Any other name passes through (a task may score other splits of its data)."""
+    return SPLIT_ALIASES.get(split, split)
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1 (e.g. --beam)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def dump(cfg):

@@ -201,3 +201,19 @@ def keep_better(first, second):
     take_b = scores_b > scores_a
     return (tf.where(take_b[:, None], pad(tokens_b), pad(tokens_a)), tf.where(take_b, lengths_b, lengths_a),
             tf.where(take_b, scores_b, scores_a))
+
+
+class GraphPerBeamSize:
+    """`decode(inputs, beam_size)` as one tf.function per beam size, traced on first use of each size (the beam
+    size shapes the graph, so it is a Python value, not a tensor)."""
+
+    def __init__(self, decode, input_signature=None):
+        self.decode, self.input_signature = decode, input_signature
+        self.graphs = {}
+
+    def __call__(self, beam_size):
+        if beam_size not in self.graphs:
+            self.graphs[beam_size] = tf.function(lambda inputs: self.decode(inputs, beam_size),
+                                                 input_signature=self.input_signature)
+        return self.graphs[beam_size]
+

@@ -1,41 +1,117 @@
-"""What every task's verbs share: config resolution, run-dir handling, config logging, seeding.
+"""The verbs, once for every task: train (and ensembles), evaluate, predict, export.
 
-The task answers the task-specific questions (see `lstm_apps.tasks.Task`); this module calls them in order, so
-bad data or config is rejected before anything is written to the run dir.
+A task supplies parts (`lstm_apps.tasks.Task`); this module calls them in order, so bad data or config is rejected
+before anything is written to the run dir, and builds, compiles and fits every model in one place.
 """
+import copy
+import json
 from pathlib import Path
 
-import yaml
-
 from lstm_apps import config as config_lib
-from lstm_apps import training
-from lstm_apps.errors import DataError, RunDirError
+from lstm_apps.errors import ConfigError, DataError, RunDirError
+from lstm_apps.run_dir import RunDir
+
+MEMBERS_DIR = "members"
+TRAINING_SPLITS = ("train", "valid")
 
 
+# --------------------------------------------------------------------------------------------- train
 def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overrides=()):
     cfg = build_train_config(task, data_dir, preset, config_file, overrides)
-    data = task.load_data(cfg)  # validates every file before the run dir is touched
-    resuming = training.prepare_run_dir(run_dir, cfg)
+    members = member_configs(cfg)
+    for index, member_cfg in enumerate(members or [cfg]):
+        try:
+            task.check_config(member_cfg)
+        except ConfigError as error:
+            raise ConfigError(f"model.members[{index}]: {error}" if members else str(error)) from None
+    data_dir = resolve_data_dir(task, cfg)
+    data = task.read_data(cfg, data_dir, TRAINING_SPLITS)  # validates every file before the run dir is touched
+    run = RunDir(run_dir).lock()
+    resuming = run.prepare(cfg, facts(data_dir, data))
     print(("resuming" if resuming else "starting") + f" {task.name} run in {run_dir} with config:")
     print(config_lib.dump(cfg), flush=True)
+    if not members:
+        train_model(task, cfg, data, run)
+        return
+    models = [train_member(task, member_cfg, data, RunDir(run / MEMBERS_DIR / str(index)), data_dir)
+              for index, member_cfg in enumerate(members)]
+    task.prepare_run(cfg, data, run)
+    run.save_model(task.join_members(models, data))
+
+
+def train_model(task, cfg, data, run):
+    """Build, compile and fit one model; training.fit leaves RUN_DIR/model.keras when it finishes."""
+    from lstm_apps import training
+
     training.set_seed(cfg["train"]["seed"], cfg["train"]["deterministic"])
-    task.train(cfg, data, Path(run_dir))
+    assets = task.prepare_run(cfg, data, run)
+    model = compiled_model(task, cfg, data, assets)
+    model.summary(print_fn=lambda line, **_: print(line))
+    training.fit(model, *task.datasets(cfg, data, assets), run.path, cfg["train"], extra_callbacks=task.callbacks(cfg))
+
+
+def compiled_model(task, cfg, data, assets):
+    """The task's model compiled with its loss, metrics and learning rate (also what the benchmarks time)."""
+    from lstm_apps import training
+
+    model = task.build_model(cfg, data, assets)
+    train_cfg = cfg["train"]
+    model.compile(optimizer=training.make_optimizer(train_cfg["optimizer"], task.learning_rate(cfg, data),
+                                                    train_cfg["clipnorm"]),
+                  loss=task.loss(cfg), metrics=task.metrics(cfg))
+    return model
+
+
+def train_member(task, cfg, data, run, data_dir):
+    """One ensemble member, an ordinary run dir (resumable, evaluable alone, locked like any run). A finished
+    member is reused, so an interrupted ensemble retrains nothing it has finished; its config must match."""
+    run.lock()
+    if run.finished:
+        run.require_same_config(cfg)
+    else:
+        print(f"training ensemble member {run}", flush=True)
+        run.prepare(cfg, facts(data_dir, data))
+        train_model(task, cfg, data, run)
+    run.unlock()
+    return run.load_model()
+
+
+def member_configs(cfg):
+    """The configs of an ensemble's members: model.members (a key only tasks with ensembles have) holds one list
+    of key=value settings per member, applied over this config as --set would. [] for a single model. Members
+    share the data, so data.* is fixed."""
+    settings_per_member = cfg.get("model", {}).get("members") or []
+    single = copy.deepcopy(cfg)
+    if settings_per_member:
+        single["model"]["members"] = []
+    members = []
+    for index, settings in enumerate(settings_per_member):
+        where = f"model.members[{index}]"
+        if not isinstance(settings, list) or not all(isinstance(s, str) and "=" in s for s in settings):
+            raise ConfigError(f"{where}: expected a list of key=value settings, e.g. [model.name=crnn], "
+                              f"got {settings!r}")
+        overrides = config_lib.parse_set(settings)
+        if "data" in overrides or "members" in overrides.get("model", {}):
+            raise ConfigError(f"{where}: members share the data and do not nest; data.* and model.members "
+                              "cannot be set per member")
+        members.append(config_lib.merge(single, overrides, where))
+    return members
 
 
 def build_train_config(task, data_dir, preset, config_file=None, overrides=()):
-    """The config of a new run. Where the task has a variant of `preset` tuned for the dataset in use
-    (Task.dataset_presets), the variant's file is the preset."""
+    """The config of a new run, as the user gave it (`--data-dir` is data.dir). Where the task has a variant of
+    `preset` tuned for the dataset in use (Task.dataset_presets), the variant's file is the preset."""
     if data_dir is not None and not Path(data_dir).is_dir():
         raise DataError(f"--data-dir {data_dir}: no such folder")
 
     def build(preset_name):
         cfg = config_lib.build_config(task.presets_dir, preset_name, config_file, overrides)
         if data_dir is not None:
-            cfg["data"]["dir"] = str(Path(data_dir).resolve())
+            cfg["data"]["dir"] = str(data_dir)
         return cfg
 
     cfg = build(preset)
-    dataset = task.dataset(cfg)
+    dataset = task.dataset(cfg, cfg["data"]["dir"])
     variant = task.dataset_presets.get((preset, dataset))
     if variant is None:
         return cfg
@@ -43,31 +119,77 @@ def build_train_config(task, data_dir, preset, config_file=None, overrides=()):
     return build(variant)
 
 
-def load_run_config(task, run_dir):
-    """The run's config.yaml over the task's defaults (so a run from an older version gains new keys)."""
-    path = Path(run_dir) / training.CONFIG_FILE
-    if not path.exists():
-        raise RunDirError(f"{run_dir}: not a run dir (no {training.CONFIG_FILE}); expected the --run-dir of train")
-    defaults = config_lib.load_yaml(Path(task.presets_dir) / "quick.yaml")
-    return config_lib.merge(defaults, yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+def resolve_data_dir(task, cfg, data_dir=None, run=None):
+    """The data folder: `data_dir` (evaluate --data-dir), else the one the run recorded, else data.dir, else the
+    download of data.dataset. Must be a folder."""
+    recorded = run.metadata().get("data_dir") if run is not None else None
+    chosen = data_dir or recorded or cfg["data"]["dir"]
+    path = Path(chosen) if chosen else Path(task.download(cfg))
+    if not path.is_dir():
+        source = "--data-dir" if data_dir else "data.dir"
+        raise DataError(f"{source} {path}: no such folder")
+    return path.resolve()
 
 
-def evaluate(task, run_dir, split):
-    cfg = load_run_config(task, run_dir)
-    metrics = task.evaluate(cfg, Path(run_dir), split)
-    config_lib.write_atomic(Path(run_dir) / f"metrics-{split}.json", _json(metrics))
+def facts(data_dir, data):
+    return {"data_dir": str(data_dir), **getattr(data, "facts", {})}
+
+
+# --------------------------------------------------------------------------------------------- the other verbs
+def evaluate(task, run_dir, split, data_dir=None):
+    """Score a finished run on one split (of its own data, or of another copy given as `data_dir`); writes
+    RUN_DIR/metrics-SPLIT.json."""
+    run = RunDir(run_dir)
+    cfg = run.config(task)
+    split = config_lib.canonical_split(split)
+    module = task.inference(cfg, run, {})
+    data = task.read_data(cfg, resolve_data_dir(task, cfg, data_dir, run), (split,))
+    metrics = task.score(cfg, module, data, split, run)
+    config_lib.write_atomic(run / f"metrics-{split}.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
 def predict(task, inputs, run_dir=None, model_dir=None, options=None):
+    """One dict per input, from a run dir's inference module or from an export: the same signatures either way."""
+    options = options or {}
     if run_dir is not None:
-        return task.predict(load_run_config(task, run_dir), inputs, run_dir=Path(run_dir), options=options or {})
-    return task.predict_saved_model(resolve_saved_model(model_dir), inputs, options=options or {})
+        module = task.inference(RunDir(run_dir).config(task), RunDir(run_dir), options)
+        return task.predict(signature_functions(module), module.serving_info(), inputs, options, module)
+    import importlib
+
+    from lstm_apps import export as export_lib
+    from lstm_apps.tasks import cli_options
+
+    fixed = [flag for flag in cli_options(task.name).RUN_DIR_ONLY if options.get(flag) not in (None, False)]
+    if fixed:
+        raise ConfigError(f"--{fixed[0].replace('_', '-')}: fixed when the model was exported; use --run-dir")
+    saved_model_dir = resolve_saved_model(model_dir)
+    for name in task.saved_model_imports:
+        importlib.import_module(name)
+    import tensorflow as tf
+
+    signatures = tf.saved_model.load(str(saved_model_dir)).signatures
+    return task.predict(signatures, export_lib.read_serving_info(saved_model_dir), inputs, options, None)
+
+
+def signature_functions(module):
+    """The module's endpoints as the loaded SavedModel's signatures are called: keyword arguments in, dict out."""
+    import tensorflow as tf
+
+    def signature(function, specs):
+        graph = tf.function(function, input_signature=specs)
+        return lambda **inputs: graph(*(inputs[spec.name] for spec in specs))
+
+    return {name: signature(function, specs) for name, (function, specs) in module.endpoints().items()}
 
 
 def export(task, run_dir, export_dir):
-    cfg = load_run_config(task, run_dir)
-    return task.export(cfg, Path(run_dir), Path(export_dir))
+    from lstm_apps import export as export_lib
+
+    run = RunDir(run_dir)
+    module = task.inference(run.config(task), run, {})
+    return export_lib.write_saved_model(export_dir, module.trackables(), module.endpoints(), module.warmup_inputs(),
+                                        model_name=task.name.replace("-", "_"), serving_info=module.serving_info())
 
 
 def resolve_saved_model(model_dir):
@@ -79,8 +201,3 @@ def resolve_saved_model(model_dir):
     if not versions:
         raise RunDirError(f"--model {model_dir}: no saved_model.pb and no numbered version folder inside")
     return path / str(versions[0])
-
-
-def _json(obj):
-    import json
-    return json.dumps(obj, indent=2) + "\n"

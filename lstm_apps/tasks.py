@@ -1,83 +1,119 @@
-"""The task registry: name -> Task. A task is one folder in ``pipelines/`` plus one line here.
+"""The task registry and the parts a task supplies. A task is one folder in ``pipelines/`` plus one line here.
 
-A Task answers a few questions (how to read its data, build its model, score it, serve it, predict for a user's
-input); the CLI and ``lstm_apps.training`` do the rest.
+The folder holds ``cli.py`` (its extra command-line flags, TensorFlow-free so ``--help`` is instant) and
+``task.py`` (a ``TASK`` object: the parts below). ``lstm_apps.runner`` owns the verbs and calls the parts.
 """
 import importlib
 
 from lstm_apps.errors import ConfigError
 
-# task name -> module that defines a ``TASK`` object (imported only when the task is used)
-TASK_MODULES = {
-    "keywords": "pipelines.keywords.task",
-    "language-model": "pipelines.language_model.task",
-    "translation": "pipelines.translation.task",
-    "captioning": "pipelines.captioning.task",
+# task name -> its package in pipelines/ (imported only when the task is used)
+TASK_PACKAGES = {
+    "keywords": "pipelines.keywords",
+    "language-model": "pipelines.language_model",
+    "translation": "pipelines.translation",
+    "captioning": "pipelines.captioning",
 }
 
-# Extra `predict` flags of a task: flag -> argparse keyword arguments. They reach Task.predict as `options`
-# (dest = the flag without dashes; None when not given). Declared here so `--help` needs no TensorFlow import.
-PREDICT_OPTIONS = {
-    "language-model": {
-        "--score": dict(metavar="FILE", help="print the perplexity of a text file (one sentence per line)"),
-        "--max-tokens": dict(type=int, help="words to generate after each prompt (default: generate.max_tokens)"),
-        "--temperature": dict(type=float, help="sampling temperature, 0 = greedy (default: generate.temperature)"),
-        "--top-k": dict(type=int, help="sample from the k most likely words (default: generate.top_k)"),
-        "--top-p": dict(type=float, help="nucleus sampling probability mass (default: generate.top_p)"),
-        "--seed": dict(type=int, help="sampling seed (default: generate.seed)"),
-    },
-    "captioning": {
-        "--beam": dict(type=int, help="beam size, 1 = greedy (default: decode.beam_size)"),
-    },
-    "translation": {
-        "--beam": dict(type=int, help="beam size, 1 = greedy (default: decode.beam_size)"),
-        "--attention": dict(metavar="PNG", help="write the attention heat map of the first sentence to PNG"),
-    },
-}
+
+def _known(name):
+    if name not in TASK_PACKAGES:
+        raise ConfigError(f"unknown task '{name}' (available: {', '.join(TASK_PACKAGES)})")
+    return TASK_PACKAGES[name]
 
 
 def get_task(name):
-    if name not in TASK_MODULES:
-        raise ConfigError(f"unknown task '{name}' (available: {', '.join(TASK_MODULES)})")
-    return importlib.import_module(TASK_MODULES[name]).TASK
+    return importlib.import_module(f"{_known(name)}.task").TASK
+
+
+def cli_options(name):
+    """The task's `cli` module (TF-free): PREDICT_OPTIONS {flag: argparse kwargs}, RUN_DIR_ONLY (flags that
+    `predict --model` refuses: they are fixed in an export)."""
+    return importlib.import_module(f"{_known(name)}.cli")
 
 
 class Task:
-    """The questions a task answers; `lstm_apps.runner` and the CLI do the rest.
+    """The parts of a task; `lstm_apps.runner` builds, compiles, fits, evaluates, predicts and exports with them.
 
-    presets_dir: folder with quick.yaml (every key, the defaults) and full.yaml.
-    dataset_presets: {(preset, dataset): preset file stem}: a preset tuned for one dataset stands in for the named
-        one when the data are that dataset (keywords: `full` on Speech Commands is `speakers.yaml`).
-    dataset(cfg) -> the name of the dataset the config points at, as dataset_presets spells it.
-    load_data(cfg) -> data: read and validate the dataset (DataError naming the bad file), no side effects.
-    train(cfg, data, run_dir): build the model and call `lstm_apps.training.fit`.
-    evaluate(cfg, run_dir, split) -> dict of metrics (JSON-serializable).
-    predict(cfg, inputs, run_dir, options) / predict_saved_model(saved_model_dir, inputs, options) -> iterable of
-        dicts; options: the task's PREDICT_OPTIONS values.
-    export(cfg, run_dir, export_dir) -> path of the new SavedModel version.
+    Attributes:
+        name: the CLI name.
+        presets_dir: folder with quick.yaml (every key, the defaults) and full.yaml.
+        dataset_presets: {(preset, dataset): preset file stem}: a preset tuned for one dataset stands in for the
+            named one when the data are that dataset.
+        renamed_keys: {old dotted key: new dotted key}: read under the new name from older run dirs.
+        saved_model_imports: modules to import before loading the task's SavedModel (ops they register).
+
+    Data:
+        dataset(cfg, data_dir) -> the dataset name `dataset_presets` spells, or None.
+        check_config(cfg): every check that needs no data (ConfigError naming the key), before any file is read.
+        download(cfg) -> a local folder for `data.dataset` when no data dir is given.
+        read_data(cfg, data_dir, splits) -> a data object (validated; DataError naming the bad file) whose
+            `facts` dict is what the run's metadata records.
+    Training (called in this order, after the seed is set):
+        prepare_run(cfg, data, run) -> assets: the run's files derived from the training split (labels,
+            vocabulary, subword models), written on the first session and read back when resuming.
+        build_model(cfg, data, assets) -> an uncompiled keras.Model.
+        learning_rate(cfg, data) -> a float or a LearningRateSchedule; loss(cfg); metrics(cfg) -> list.
+        datasets(cfg, data, assets) -> (training dataset, validation dataset).
+        callbacks(cfg) -> extra Keras callbacks (run before the project's own).
+        join_members(models, data) -> one model from finished ensemble members (tasks with `model.members`).
+    Inference:
+        inference(cfg, run, options) -> the task's inference tf.Module: `endpoints()` {signature: (function,
+            [TensorSpec])}, `warmup_inputs()`, `serving_info()`, `trackables()`; it serves evaluate, predict and
+            the export alike.
+        score(cfg, module, data, split, run) -> metrics dict (JSON-serializable) for `evaluate`.
+        predict(signatures, info, inputs, options, module) -> iterable of dicts: `signatures` are the exported
+            signatures' callables (keyword arguments in, dict out) from the module or a loaded SavedModel, `info`
+            its serving info, `module` the inference module (None with --model).
     """
 
     name = None
     presets_dir = None
     dataset_presets = {}
+    renamed_keys = {}
+    saved_model_imports = ()
 
-    def dataset(self, cfg):
+    def dataset(self, cfg, data_dir):
         return None
 
-    def load_data(self, cfg):
+    def check_config(self, cfg):
+        pass
+
+    def download(self, cfg):
         raise NotImplementedError
 
-    def train(self, cfg, data, run_dir):
+    def read_data(self, cfg, data_dir, splits):
         raise NotImplementedError
 
-    def evaluate(self, cfg, run_dir, split):
+    def prepare_run(self, cfg, data, run):
+        return None
+
+    def build_model(self, cfg, data, assets):
         raise NotImplementedError
 
-    def predict(self, cfg, inputs, run_dir, options=None):
+    def learning_rate(self, cfg, data):
+        return cfg["train"]["learning_rate"]
+
+    def loss(self, cfg):
         raise NotImplementedError
 
-    def predict_saved_model(self, saved_model_dir, inputs, options=None):
+    def metrics(self, cfg):
+        return []
+
+    def datasets(self, cfg, data, assets):
         raise NotImplementedError
 
-    def export(self, cfg, run_dir, export_dir):
+    def callbacks(self, cfg):
+        return []
+
+    def join_members(self, models, data):
+        raise NotImplementedError
+
+    def inference(self, cfg, run, options):
+        raise NotImplementedError
+
+    def score(self, cfg, module, data, split, run):
+        raise NotImplementedError
+
+    def predict(self, signatures, info, inputs, options, module=None):
         raise NotImplementedError

@@ -8,6 +8,7 @@ Speech Commands: one folder per word, optional `_background_noise_` and `_unknow
 `data.words: all` uses every word folder as a class.
 """
 import csv
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -15,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_apps.config import canonical_split
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.inputs.audio import AUDIO_SUFFIXES, check_audio_file, read_audio_py, resample
-from lstm_apps.inputs.download import fetch, resolve_data_dir
+from lstm_apps.inputs.download import fetch
 
 CORE_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN, SILENCE, NOISE_FOLDER = "_unknown_", "_silence_", "_background_noise_"
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "valid", "test")  # lstm_apps.config.canonical_split names
 FSDD_NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[A-Za-z]+)_(?P<index>\d+)$")
 
 # Public copies for users with internet (keras.utils.get_file caches them under ~/.keras/datasets).
@@ -45,6 +47,12 @@ class KeywordData:
     noise_bank: np.ndarray = None                # float32 [recordings, samples] for noise mixing
     audio_backend: str = "tf"                    # lstm_apps.inputs.audio.AUDIO_BACKENDS key
 
+    @property
+    def facts(self):
+        """What the run's metadata records: the layout found and the rate read from the files."""
+        return {"layout": self.layout, "sample_rate": self.sample_rate, "num_samples": self.num_samples,
+                "labels": self.labels, "clips": {split: len(files) for split, files in self.files.items()}}
+
 
 def download(name, cache_dir=None):
     """Fetch and extract a public dataset into the Keras cache; reused when present."""
@@ -58,7 +66,9 @@ def audio_files(folder):
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
+@functools.lru_cache(maxsize=8)
 def detect_layout(data_dir):
+    """fsdd or speech_commands (cached: `train` asks for it when choosing a preset and again when reading)."""
     data_dir = Path(data_dir)
     for name, (detect, _) in LAYOUTS.items():
         if detect(data_dir):
@@ -67,16 +77,16 @@ def detect_layout(data_dir):
                     f"Speech Commands (one folder of .wav/.flac clips per word)")
 
 
-def load(cfg):
+def load(cfg, data_dir):
+    """The clips of `data_dir` (every file checked), as the config selects them. The config is only read."""
     data_cfg = cfg["data"]
-    data_dir = resolve_data_dir(data_cfg, download)
+    data_dir = Path(data_dir)
     layout = detect_layout(data_dir)
     examples, labels, noise_files = LAYOUTS[layout][1](data_dir, data_cfg)
     for split in SPLITS:
         if not any(s == split for _, _, s in examples):
-            raise DataError(f"{data_dir}: the {split} split is empty; expected clips in train, validation and test")
+            raise DataError(f"{data_dir}: the {split} split is empty; expected clips in train, valid and test")
     rate = data_cfg["sample_rate"] or _first_rate(examples)
-    data_cfg["sample_rate"] = rate
     for path, _, _ in examples:
         check_audio_file(path, rate, allow_resample=data_cfg["resample"])
     num_samples = int(round(data_cfg["clip_seconds"] * rate))
@@ -126,9 +136,9 @@ def _read_fsdd(data_dir, data_cfg):
     examples = []
     for path, digit, speaker, index in parsed:
         if mode == "official":
-            split = "test" if index < 5 else "validation" if index < 10 else "train"
+            split = "test" if index < 5 else "valid" if index < 10 else "train"
         else:
-            split = "test" if speaker == held_out else "validation" if index < 5 else "train"
+            split = "test" if speaker == held_out else "valid" if index < 5 else "train"
         examples.append((path, digit, split))
     labels = sorted({digit for _, digit, _ in examples})
     return examples, labels, []
@@ -171,16 +181,17 @@ def _speech_commands_splits(data_dir, paths):
             for line_number, row in enumerate(csv.DictReader(f, delimiter="\t"), start=2):
                 if (row.get("path") or "").startswith(NOISE_FOLDER):
                     continue
-                if row.get("split") not in SPLITS or not row.get("path"):
+                split = canonical_split(row.get("split") or "")
+                if split not in SPLITS or not row.get("path"):
                     raise DataError(f"{tsv}:{line_number}: expected columns path and split "
                                     f"(train/validation/test), got {dict(row)}")
                 if row["path"] in relative:
-                    split_of[relative[row["path"]]] = row["split"]
+                    split_of[relative[row["path"]]] = split
         for name, path in relative.items():
             if path not in split_of:
                 raise DataError(f"{path}: not listed in {tsv}; expected every clip to have a split")
         return split_of
-    lists = {"test": data_dir / "testing_list.txt", "validation": data_dir / "validation_list.txt"}
+    lists = {"test": data_dir / "testing_list.txt", "valid": data_dir / "validation_list.txt"}
     if all(p.exists() for p in lists.values()):
         listed = {}
         for split, path in lists.items():
@@ -195,7 +206,7 @@ def _which_set(filename, validation_percentage=10, testing_percentage=10):
     speaker = re.sub(r"_nohash_.*$", "", filename)
     percentage = int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % (2 ** 27 - 1) * (100.0 / (2 ** 27 - 1))
     if percentage < validation_percentage:
-        return "validation"
+        return "valid"
     if percentage < validation_percentage + testing_percentage:
         return "test"
     return "train"
@@ -216,7 +227,7 @@ def _noise_parts(noise_files, rate):
     for samples in recordings:
         a, b = int(0.8 * len(samples)), int(0.9 * len(samples))
         parts["train"].append(samples[:a])
-        parts["validation"].append(samples[a:b])
+        parts["valid"].append(samples[a:b])
         parts["test"].append(samples[b:])
     return parts
 
