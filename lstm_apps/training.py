@@ -1,25 +1,35 @@
-"""Training that never loses work: model.fit with backup/restore, best-checkpoint, early stopping and logs.
+"""Training that never loses work: model.fit with the project's own backup, best checkpoint, early stopping and logs.
 
 Run-dir layout (every task): config.yaml, backup/ (while a run is unfinished), best.weights.h5, history.csv,
 logs/ (TensorBoard), learning_curve.png, model.keras (written last and atomically: its presence = finished run).
+
+Resuming uses no Keras internals. history.csv is the run's memory: the best checkpoint, early stopping and the
+learning-rate decay are pure functions of its rows (`best_row`, `should_stop`, `decays`, `decayed_learning_rate`,
+each mirroring the Keras 3.15 callback it replaces: ModelCheckpoint(save_best_only), EarlyStopping and
+ReduceLROnPlateau, min_delta 0, cooldown 0), and `RunMonitor` applies them after every epoch. So a resumed run
+decides exactly as an uninterrupted one would, by construction. The backup (`Backup`, `restore_backup`) holds the
+model's and the optimizer's variables and the epoch to resume at; `fit` restores it before `model.fit(initial_epoch=)`
+and cuts history.csv back to the epochs before that one, so the history always describes the weights in the backup.
 """
 import csv
+import io
 import math
 import os
+import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from lstm_apps.config import dump, write_atomic
-from lstm_apps.errors import ConfigError, RunDirError
+from lstm_apps.config import write_atomic  # noqa: F401
+from lstm_apps.errors import ConfigError
 
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.yaml"
-HISTORY_FILE = "history.csv"
-BEST_WEIGHTS_FILE = "best.weights.h5"
+# re-exported while the tasks move to lstm_apps.run_dir  TODO remove
+from lstm_apps.run_dir import (BACKUP_DIR, BEST_WEIGHTS_FILE, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,  # noqa: F401
+                               RunDir, load_json, load_model, save_json_atomic, save_model)
 
 
 # train.optimizer -> Keras optimizer class (every one takes learning_rate and global_clipnorm)
@@ -43,50 +53,75 @@ def set_seed(seed, deterministic=False):
         tf.config.experimental.enable_op_determinism()
 
 
-def prepare_run_dir(run_dir, cfg):
-    """Create or reopen a run dir: a finished run is never overwritten; an unfinished one resumes only with the
-    same configuration. Returns True when resuming."""
-    run_dir = Path(run_dir)
-    if (run_dir / MODEL_FILE).exists():
-        raise RunDirError(f"{run_dir}: holds a finished run ({MODEL_FILE}); choose a new --run-dir")
-    if (run_dir / CONFIG_FILE).exists():
-        require_same_config(run_dir, cfg)
-        return True
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / CONFIG_FILE, dump(cfg))
-    return False
-
-
-def require_same_config(run_dir, cfg):
-    """Work already in a run dir (a backup, a finished model) may be reused only under the configuration it used."""
-    import yaml
-
-    saved = Path(run_dir) / CONFIG_FILE
-    differing = _first_difference(yaml.safe_load(saved.read_text(encoding="utf-8")), cfg)
-    if differing:
-        raise ConfigError(f"{saved}: this run used a different value for '{differing}'; "
-                          f"rerun with the same options to resume, or choose a new --run-dir")
-
-
-def _first_difference(a, b, prefix=""):
-    for key in sorted(set(a) | set(b)):
-        left, right = a.get(key), b.get(key)
-        if isinstance(left, dict) and isinstance(right, dict):
-            found = _first_difference(left, right, f"{prefix}{key}.")
-            if found:
-                return found
-        elif left != right:
-            return f"{prefix}{key}"
-    return None
-
-
 def read_history(history_path):
     """history.csv as a list of {column: float}; a missing file gives [] and a missing value ("NA") gives None."""
     if not Path(history_path).exists():
         return []
     with open(history_path, newline="") as f:
-        return [{key: None if value in ("", "NA") else float(value) for key, value in row.items()}
+        return [{key: None if value in ("", "NA", None) else float(value) for key, value in row.items()
+                 if key is not None}
                 for row in csv.DictReader(f)]
+
+
+def append_history(history_path, epoch, logs):
+    """Add one epoch's row to history.csv and return the whole history (`read_history`).
+
+    The first row writes the header: "epoch" and the sorted keys of `logs`. Later rows, in this session or a resumed
+    one, keep that header's columns: a key the header lacks is dropped, a column the logs lack gets "NA" (a column
+    that came or went between versions or sessions never shifts values under the wrong header). The file is
+    rewritten beside and renamed, so a kill never leaves half a row."""
+    path = Path(history_path)
+    text = ""
+    if path.exists():
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+    header = next(csv.reader(io.StringIO(text)), None)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if not header:
+        text, header = "", ["epoch", *sorted(logs)]
+        writer.writerow(header)
+    elif not text.endswith("\n"):
+        out.write("\r\n")
+    writer.writerow([epoch if column == "epoch" else _csv_value(logs.get(column)) for column in header])
+    _write_text_atomic(path, text + out.getvalue())
+    return read_history(path)
+
+
+def keep_history_before(history_path, epoch):
+    """Drop the rows of history.csv from `epoch` on (the epochs a resumed run is about to train again)."""
+    path = Path(history_path)
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    if not lines:
+        return
+    column = lines[0].index("epoch")
+    kept = [lines[0]] + [row for row in lines[1:] if row and int(float(row[column])) < epoch]
+    if len(kept) < len(lines):
+        out = io.StringIO()
+        csv.writer(out).writerows(kept)
+        _write_text_atomic(path, out.getvalue())
+
+
+def _csv_value(value):
+    """A logs value as CSVLogger wrote it: numbers as Python floats, None as NA, a list as "[a, b]"."""
+    if value is None:
+        return "NA"
+    if isinstance(value, str):
+        return value
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return f"[{', '.join(map(str, value))}]"
+
+
+def _write_text_atomic(path, text):
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -99,27 +134,6 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self.started
-
-
-class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's backup callback, with the epoch in progress recorded in every mid-epoch backup. Keras 3.15 learns
-    the epoch only when one ends, so a batch backup taken after a resume, before the resumed epoch ends, says
-    epoch 0: a second interruption there would restart the run from its first epoch."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._current_epoch = epoch
-
-
-class HistoryLogger(keras.callbacks.CSVLogger):
-    """CSVLogger that keeps the columns of an existing history.csv when a run resumes: Keras takes the columns from
-    the first epoch of each session, so a column that came or went (a newer version, an added callback) would
-    shift every value of the resumed rows under the wrong header."""
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if not self.append_header:  # appending under an existing header
-            with open(self.filename, newline="") as f:
-                self.keys = [key for key in next(csv.reader(f)) if key != "epoch"]
 
 
 class LearningCurvePlot(keras.callbacks.Callback):
@@ -160,143 +174,300 @@ def plot_learning_curve(run_dir):
     os.replace(tmp, run_dir / "learning_curve.png")
 
 
-class ResumedMonitors(keras.callbacks.Callback):
-    """Carry the best checkpoint, early stopping and the learning-rate decay across a resume.
-
-    Keras resets these callbacks at the start of every fit, so a resumed run would take its first epoch as the best,
-    wait out its whole patience again and decay the learning rate late. This replays the monitored value of every
-    epoch in history.csv into them, as if the run had not stopped; the decayed learning rate itself comes back with
-    the optimizer's variables in the backup. Must come after the callbacks it replays into."""
-
-    def __init__(self, history_path, callbacks):
-        super().__init__()
-        self.history_path = history_path
-        self.callbacks = callbacks
-
-    def on_train_begin(self, logs=None):
-        rows = read_history(self.history_path)
-        for callback in self.callbacks if rows else []:
-            replay = next((fn for kind, fn in MONITOR_REPLAYS.items() if isinstance(callback, kind)), None)
-            if replay is None:
-                continue
-            if callback.monitor_op is None:
-                callback._set_monitor_op()
-            for row in rows:
-                if row.get(callback.monitor) is not None:
-                    replay(callback, int(row["epoch"]), row[callback.monitor])
+# --------------------------------------------------------------------------------------------- decisions
+# Pure functions of history rows (`read_history`), each the bookkeeping of the Keras 3.15 callback it replaces, with
+# that callback's semantics as this project configured it: min_delta 0 (strict improvement), no baseline, epoch 0
+# on, cooldown 0, min_lr 0. A row whose monitored value is missing (None) is skipped, as Keras skips such an epoch.
+MODES = ("min", "max")
 
 
-def _replay_checkpoint(callback, epoch, value):
-    if callback._is_improvement(value, callback.best):
-        callback.best = value
+def check_mode(mode):
+    if mode not in MODES:
+        raise ConfigError(f"train.monitor_mode: '{mode}' is not one of {', '.join(MODES)}")
 
 
-def _replay_early_stopping(callback, epoch, value):
-    """EarlyStopping.on_epoch_end's bookkeeping, without stopping."""
-    if epoch < callback.start_from_epoch:
-        return
-    callback.wait += 1
-    if callback._is_improvement(value, callback.best):
-        callback.best, callback.best_epoch = value, epoch
-        if callback.baseline is None or callback._is_improvement(value, callback.baseline):
-            callback.wait = 0
+def is_improvement(value, best, mode):
+    """`value` strictly better than `best` (None: nothing yet, so any value is) in `mode` ("min" or "max")."""
+    check_mode(mode)
+    if best is None:
+        return True
+    return value < best if mode == "min" else value > best
 
 
-def _replay_learning_rate_decay(callback, epoch, value):
-    """ReduceLROnPlateau.on_epoch_end's bookkeeping; the optimizer already holds the reduced rate."""
-    if callback.in_cooldown():
-        callback.cooldown_counter -= 1
-        callback.wait = 0
-    if callback._is_improvement(value, callback.best):
-        callback.best, callback.wait = value, 0
-    elif not callback.in_cooldown():
-        callback.wait += 1
-        if callback.wait >= callback.patience:
-            callback.cooldown_counter, callback.wait = callback.cooldown, 0
+def _monitored(rows, monitor):
+    return [(int(row["epoch"]), row[monitor]) for row in rows if row.get(monitor) is not None]
 
 
-# Keras monitor callback -> how one past epoch's monitored value updates its state (for ResumedMonitors;
-# each mirrors the callback's on_epoch_end in Keras 3.15)
-MONITOR_REPLAYS = {
-    keras.callbacks.ModelCheckpoint: _replay_checkpoint,
-    keras.callbacks.EarlyStopping: _replay_early_stopping,
-    keras.callbacks.ReduceLROnPlateau: _replay_learning_rate_decay,
-}
+def best_row(rows, monitor, mode):
+    """The row of the best `monitor` value so far, or None when no row has one (ModelCheckpoint with
+    save_best_only: a tie keeps the earlier epoch)."""
+    best = None
+    for row in rows:
+        value = row.get(monitor)
+        if value is not None and is_improvement(value, None if best is None else best[monitor], mode):
+            best = row
+    return best
+
+
+def should_stop(rows, monitor, mode, patience):
+    """Whether EarlyStopping(monitor, mode, patience) stops the run at the last of these epochs: `patience` epochs
+    in a row without a strict improvement on the best value (never at epoch 0)."""
+    best, wait = None, 0
+    for epoch, value in _monitored(rows, monitor):
+        wait += 1
+        if is_improvement(value, best, mode):
+            best, wait = value, 0
+        elif wait >= patience and epoch > 0:
+            return True
+    return False
+
+
+def decays(rows, patience, monitor="val_loss", mode="min"):
+    """How many times ReduceLROnPlateau(monitor, patience=patience, cooldown=0, min_delta=0) has cut the learning
+    rate after these epochs: once whenever `patience` epochs in a row since the best or the last cut were no
+    strict improvement (every worse epoch when patience is 0)."""
+    best, wait, count = None, 0, 0
+    for _, value in _monitored(rows, monitor):
+        if is_improvement(value, best, mode):
+            best, wait = value, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                count, wait = count + 1, 0
+    return count
+
+
+def decayed_learning_rate(rows, initial_rate, factor, patience, monitor="val_loss"):
+    """The learning rate of the epoch after these rows: initial_rate x factor^decays(rows)."""
+    return initial_rate * factor ** decays(rows, patience, monitor)
 
 
 def learning_rate_decay(train_cfg):
-    """ReduceLROnPlateau from train.lr_decay (the factor; 1 = off) and train.lr_patience, for tasks that have them."""
+    """(factor, patience) from train.lr_decay (the factor; 1 = off) and train.lr_patience, or None when off or the
+    task has no such keys. The decay watches val_loss."""
     if train_cfg.get("lr_decay", 1.0) >= 1:
-        return []
-    return [keras.callbacks.ReduceLROnPlateau("val_loss", factor=train_cfg["lr_decay"],
-                                              patience=train_cfg["lr_patience"], min_delta=0.0, verbose=1)]
+        return None
+    if train_cfg["lr_decay"] <= 0:
+        raise ConfigError(f"train.lr_decay: {train_cfg['lr_decay']} must be > 0 (a factor; 1 = off)")
+    return train_cfg["lr_decay"], train_cfg["lr_patience"]
 
 
+def learning_rate_of(optimizer):
+    """The optimizer's current learning rate as a float (a LearningRateSchedule: its value at the current step)."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def learning_rate_variable(optimizer):
+    """The optimizer's learning-rate variable (public API), for a rate that can be set; a schedule cannot."""
+    variable = optimizer.learning_rate
+    if not isinstance(variable, keras.Variable):
+        raise ConfigError("train.lr_decay needs a constant learning rate, not a LearningRateSchedule (set "
+                          "train.lr_decay: 1)")
+    return variable
+
+
+# --------------------------------------------------------------------------------------------- callbacks
+class RunMonitor(keras.callbacks.Callback):
+    """The one callback that keeps a run's record and decides from it, after every epoch, in this order:
+
+    1. adds `learning_rate` (the rate used during the epoch) to the logs and appends the row to history.csv
+       (`append_history`: one header; a resumed session keeps the existing columns);
+    2. from the whole history: saves best.weights.h5 (atomically) when this epoch is the best (`best_row`), sets
+       the learning rate of the next epoch (`decayed_learning_rate`, when `decay` = (factor, patience)), and stops
+       the run when `should_stop` says so.
+
+    At the start of training it sets the learning rate the history implies, so a resumed run carries on with the
+    decayed rate whatever the backup held. `initial_learning_rate` is the run's undecayed rate (train.learning_rate);
+    `fit` reads it from the optimizer before restoring a backup. None: the optimizer's rate at the start of training
+    (right for a run that starts from scratch). Put it after the callbacks that add to the logs (EpochTimer)."""
+
+    def __init__(self, run_dir, monitor, mode, patience, decay=None, initial_learning_rate=None, verbose=0):
+        super().__init__()
+        check_mode(mode)
+        self.run_dir = Path(run_dir)
+        self.monitor, self.mode, self.patience = monitor, mode, patience
+        self.decay = decay
+        self.initial_learning_rate = initial_learning_rate
+        self.verbose = verbose
+        self.warned_monitor = False
+
+    @property
+    def history_path(self):
+        return self.run_dir / HISTORY_FILE
+
+    def on_train_begin(self, logs=None):
+        if self.decay is None:
+            return
+        optimizer = self.model.optimizer
+        if self.initial_learning_rate is None:
+            self.initial_learning_rate = learning_rate_of(optimizer)
+        rows = read_history(self.history_path)
+        learning_rate_variable(optimizer).assign(decayed_learning_rate(rows, self.initial_learning_rate, *self.decay))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {} if logs is None else logs
+        optimizer = self.model.optimizer
+        rate = learning_rate_of(optimizer)
+        logs["learning_rate"] = rate
+        rows = append_history(self.history_path, epoch, logs)
+        if logs.get(self.monitor) is None and not self.warned_monitor:
+            self.warned_monitor = True
+            warnings.warn(f"train.monitor: '{self.monitor}' is not among the logged values ({', '.join(logs)}); "
+                          "no best checkpoint or early stopping", stacklevel=2)
+
+        best = best_row(rows, self.monitor, self.mode)
+        if best is not None and int(best["epoch"]) == epoch:
+            path = self.run_dir / BEST_WEIGHTS_FILE
+            tmp = path.with_name(f".tmp-{path.name}")
+            self.model.save_weights(str(tmp))
+            os.replace(tmp, path)
+        if self.decay is not None:
+            learning_rate_variable(optimizer).assign(decayed_learning_rate(rows, self.initial_learning_rate,
+                                                                            *self.decay))
+            if self.verbose and decays(rows, self.decay[1]) > decays(rows[:-1], self.decay[1]):
+                print(f"\nEpoch {epoch + 1}: val_loss stopped improving; learning rate "
+                      f"{rate:.4g} -> {learning_rate_of(optimizer):.4g}", flush=True)
+        if should_stop(rows, self.monitor, self.mode, self.patience):
+            self.model.stop_training = True
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: early stopping ({self.monitor} did not improve for "
+                      f"{self.patience} epoch(s))", flush=True)
+
+
+BACKUP_STATE_FILE = "state.json"
+LEGACY_BACKUP_STATE_FILE, LEGACY_BACKUP_WEIGHTS_FILE = "training_metadata.json", "latest.weights.h5"  # Keras's
+
+
+class Backup(keras.callbacks.Callback):
+    """The run's backup in `backup_dir`: the model's variables with the optimizer's (`model.save_weights` holds
+    both in Keras 3) and state.json = {"epoch": the epoch to resume at, "weights": the weights file}.
+
+    Written after every epoch (state: the next epoch) and, when `save_freq` is a number, also every `save_freq` batches
+    (the epoch in progress: a resumed run trains that epoch again from its first batch). Each weights file is
+    written beside and renamed, then state.json (written atomically) is switched to it: a kill at any moment
+    leaves a backup whose epoch and weights belong together. Put it after RunMonitor, so the epoch's history row
+    is written before the backup that skips it. Restore with `restore_backup` before model.fit; `fit` removes the
+    folder once model.keras is written."""
+
+    def __init__(self, backup_dir, save_freq="epoch"):
+        super().__init__()
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
+            raise ConfigError(f"train.backup_every: {save_freq!r}; expected 'epoch' or a number of batches > 0")
+        self.backup_dir = Path(backup_dir)
+        self.save_freq = save_freq
+        self.epoch = 0
+        self.last_batch = -1
+        self.batches_since_save = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.last_batch = epoch, -1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        # batches run since the last call (more than one with steps_per_execution), as Keras counts them
+        self.batches_since_save += batch - self.last_batch if batch > self.last_batch else batch + 1
+        self.last_batch = batch
+        if self.batches_since_save >= self.save_freq:
+            self.save(self.epoch, batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(epoch + 1)
+
+    def save(self, epoch, batch=None):
+        """Back up the model as the state to resume at `epoch` (after `batch` of it, for the record)."""
+        self.batches_since_save = 0
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epoch}.weights.h5" if batch is None else f"epoch-{epoch}-batch-{batch}.weights.h5"
+        tmp = self.backup_dir / ".tmp.weights.h5"
+        self.model.save_weights(str(tmp))
+        os.replace(tmp, self.backup_dir / name)
+        save_json_atomic(self.backup_dir / BACKUP_STATE_FILE, {"epoch": epoch, "batch": batch, "weights": name})
+        for stale in [*self.backup_dir.glob("*.weights.h5"), self.backup_dir / LEGACY_BACKUP_STATE_FILE]:
+            if stale.name != name:
+                stale.unlink(missing_ok=True)
+
+
+def read_backup(backup_dir):
+    """(epoch to resume at, weights file) of the backup in `backup_dir`, or None when there is none. Also reads the
+    backup of Keras's BackupAndRestore, which earlier versions used (latest.weights.h5, training_metadata.json)."""
+    backup_dir = Path(backup_dir)
+    for state_file, weights in ((BACKUP_STATE_FILE, None), (LEGACY_BACKUP_STATE_FILE, LEGACY_BACKUP_WEIGHTS_FILE)):
+        if (backup_dir / state_file).exists():
+            state = load_json(backup_dir / state_file)
+            path = backup_dir / (weights or state["weights"])
+            if path.exists():
+                return int(state["epoch"]), path
+    return None
+
+
+def restore_backup(model, backup_dir):
+    """Load the backup in `backup_dir` into a compiled, built model (its optimizer built first, so that its
+    variables are restored too) and return the epoch to resume at: pass it to model.fit as initial_epoch. 0 when
+    there is no backup."""
+    found = read_backup(backup_dir)
+    if found is None:
+        return 0
+    epoch, weights = found
+    if not model.built:
+        raise ValueError(f"{backup_dir}: the model must be built before its backup can be restored")
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(str(weights))
+    return epoch
+
+
+# --------------------------------------------------------------------------------------------- fit
 def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra_callbacks=()):
-    """model.fit with the standard callbacks; restores the best weights and writes model.keras atomically.
+    """model.fit with the standard callbacks, resuming from run_dir's backup; restores the best weights and writes
+    model.keras atomically.
 
     train_cfg keys: epochs, monitor, monitor_mode, patience, backup_every ("epoch" or a number of steps), verbose;
     optionally lr_decay and lr_patience (see `learning_rate_decay`).
+
+    On resume: the backup gives the weights, the optimizer's variables and the epoch to start at; history.csv is cut
+    back to the epochs before it (rows of an epoch that is trained again go); RunMonitor then sets the learning rate
+    from that history, and its decisions read the same history, so nothing else has to be carried over. A run whose
+    history already ends in early stopping (killed before model.keras was written) trains no further.
     """
     run_dir = Path(run_dir)
     monitor, mode = train_cfg["monitor"], train_cfg["monitor_mode"]
-    best_path = run_dir / BEST_WEIGHTS_FILE
-    # Callbacks that change the training state at an epoch's end (the learning rate) come before the backup, so
-    # that the backup holds their effect.
-    callbacks = [
-        EpochTimer(),
-        *extra_callbacks,
-        *learning_rate_decay(train_cfg),
-        BackupAndRestore(str(run_dir / "backup"), save_freq=train_cfg["backup_every"]),
-        keras.callbacks.ModelCheckpoint(str(best_path), monitor=monitor, mode=mode, save_best_only=True,
-                                        save_weights_only=True),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train_cfg["patience"]),
-        HistoryLogger(str(run_dir / HISTORY_FILE), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        LearningCurvePlot(run_dir),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    callbacks.append(ResumedMonitors(run_dir / HISTORY_FILE, callbacks))
+    check_mode(mode)  # a bad train.monitor_mode fails before any work
+    best_path, history_path, backup_dir = run_dir / BEST_WEIGHTS_FILE, run_dir / HISTORY_FILE, run_dir / BACKUP_DIR
+    decay = learning_rate_decay(train_cfg)
+    initial_rate = None
+    if decay is not None:  # the undecayed rate, read before the backup's (decayed) one replaces it
+        initial_rate = float(learning_rate_variable(model.optimizer).numpy())
+
+    initial_epoch = restore_backup(model, backup_dir)
+    keep_history_before(history_path, initial_epoch)
+    if should_stop(read_history(history_path), monitor, mode, train_cfg["patience"]):
+        initial_epoch = train_cfg["epochs"]  # stopped early already: nothing left to train
     verbose = train_cfg.get("verbose", "auto")
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
+    # TensorBoard comes before RunMonitor, so it logs the learning rate of the epoch, not the next one's; Backup
+    # comes after it, so the backup that skips an epoch is written after the epoch's history row.
+    callbacks = [
+        EpochTimer(),
+        *extra_callbacks,
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        RunMonitor(run_dir, monitor, mode, train_cfg["patience"], decay=decay, initial_learning_rate=initial_rate,
+                   verbose=verbose),
+        Backup(backup_dir, save_freq=train_cfg["backup_every"]),
+        LearningCurvePlot(run_dir),
+        keras.callbacks.TerminateOnNaN(),
+    ]
     history = model.fit(train_ds, validation_data=val_ds, epochs=train_cfg["epochs"], callbacks=callbacks,
-                        steps_per_epoch=steps_per_epoch, verbose=verbose, shuffle=False)
+                        steps_per_epoch=steps_per_epoch, verbose=verbose, shuffle=False,
+                        initial_epoch=min(initial_epoch, train_cfg["epochs"]))
     losses = history.history.get("loss", [])
     if losses and not all(math.isfinite(v) for v in losses):
+        shutil.rmtree(backup_dir, ignore_errors=True)  # a rerun starts afresh (not from the diverged weights)
         raise ConfigError("train: the loss became NaN/inf; lower train.learning_rate")
     if best_path.exists():
         model.load_weights(str(best_path))
     save_model(model, run_dir / MODEL_FILE)
+    shutil.rmtree(backup_dir, ignore_errors=True)  # only now: until model.keras exists, the backup is the run
     plot_learning_curve(run_dir)
     return history
-
-
-def save_model(model, path):
-    """Save a .keras file atomically (written beside, then renamed)."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    model.save(str(tmp))
-    os.replace(tmp, path)
-
-
-def load_model(run_dir):
-    import lstm_apps.layers  # noqa: F401  registers the custom layers with Keras before deserializing
-
-    path = Path(run_dir) / MODEL_FILE
-    if not path.exists():
-        raise RunDirError(f"{run_dir}: no finished model ({MODEL_FILE}); run train first (or let it finish)")
-    return keras.saving.load_model(str(path))
-
-
-def save_json_atomic(path, obj):
-    import json
-    write_atomic(path, json.dumps(obj, indent=2) + "\n")
-
-
-def load_json(path):
-    import json
-    path = Path(path)
-    if not path.exists():
-        raise RunDirError(f"{path.parent}: missing {path.name}; expected a run dir written by train")
-    return json.loads(path.read_text(encoding="utf-8"))
