@@ -23,19 +23,23 @@ def main():
 
     import numpy as np
 
-    from lstm_apps import training
-    from lstm_apps.runner import load_run_config
-    from pipelines.keywords import data as data_lib
-    from pipelines.keywords.task import TASK, evaluation_dataset, split_targets
+    from lstm_apps import runner
+    from lstm_apps.config import canonical_split
+    from lstm_apps.run_dir import RunDir
+    from pipelines.keywords.pipeline import evaluation_dataset, split_targets
+    from pipelines.keywords.task import LABELS_FILE, TASK
 
-    data = data_lib.load(load_run_config(TASK, args.runs[0]))
-    truth = split_targets(data, args.split)
+    first = RunDir(args.runs[0])
+    cfg = first.config(TASK)
+    data = TASK.read_data(cfg, runner.resolve_data_dir(TASK, cfg, run=first), ())
+    split = canonical_split(args.split)
+    truth = split_targets(data, split)
     probabilities = {}
     for run_dir in dict.fromkeys(args.runs + args.partners):
-        if training.load_json(f"{run_dir}/labels.json") != data.labels:
+        run = RunDir(run_dir)
+        if run.load_json(LABELS_FILE) != data.labels:
             raise SystemExit(f"error: {run_dir}: its labels differ from {args.runs[0]}'s")
-        model = training.load_model(run_dir)
-        probabilities[run_dir] = model.predict(evaluation_dataset(data, args.split, 256), verbose=0)
+        probabilities[run_dir] = run.load_model().predict(evaluation_dataset(data, split, 256), verbose=0)
 
     def accuracy(p):
         return float(np.mean(p.argmax(-1) == truth))
@@ -48,7 +52,7 @@ def main():
     for name, value in pairs.items():
         print(f"pair   {value:.4f}  {name}")
     print(f"mean of {len(pairs)} pairs {statistics.mean(pairs.values()):.4f}")
-    print(json.dumps({"split": args.split, "alone": alone, "pairs": pairs,
+    print(json.dumps({"split": split, "alone": alone, "pairs": pairs,
                       "mean_pair_accuracy": statistics.mean(pairs.values())}))
 
 

@@ -137,12 +137,10 @@ def measure(args, model_dir, clip, trained):
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    import yaml
-
     from lstm_apps.errors import LSTMAppsError
+    from lstm_apps.export import read_serving_info
     from lstm_apps.inputs.audio import fit_length, read_audio
     from lstm_apps.runner import resolve_saved_model
-    from pipelines.keywords.task import EXPORT_INFO
 
     try:
         saved_model_dir = resolve_saved_model(model_dir)
@@ -153,7 +151,7 @@ def measure(args, model_dir, clip, trained):
                  tf.config.threading.get_inter_op_parallelism_threads()],
         versions=f"tensorflow {tf.__version__}")
     _common.print_machine(machine)
-    info = yaml.safe_load((saved_model_dir / EXPORT_INFO).read_text(encoding="utf-8"))
+    info = read_serving_info(saved_model_dir)
     rate = info["sample_rate"]
     with _common.Timer() as t:
         signatures = tf.saved_model.load(str(saved_model_dir)).signatures

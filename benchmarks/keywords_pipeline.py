@@ -66,19 +66,18 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from lstm_apps import training
+    from lstm_apps import runner, training
     from lstm_apps.config import build_config
-    from pipelines.keywords.model import build_model
-    from pipelines.keywords.task import TASK, adapted_normalizer, compile_model, split_size, training_dataset
+    from pipelines.keywords.pipeline import split_size, training_dataset
+    from pipelines.keywords.task import TASK
 
     machine = _common.machine_info(threads=args.threads or "tf default",
                                    versions=f"tensorflow {tf.__version__} / keras {keras.__version__}")
     _common.print_machine(machine)
 
     cfg = build_config(TASK.presets_dir, args.preset, overrides=args.set)
-    cfg["data"]["dir"] = str(data_dir.resolve())
     with _common.Timer() as t:
-        data = TASK.load_data(cfg)  # validates every file, as `train` does
+        data = TASK.read_data(cfg, data_dir, runner.TRAINING_SPLITS)  # validates every file, as `train` does
     batch_size = cfg["train"]["batch_size"]
     train_clips = split_size(data, "train")
     print(f"data: {data.layout} at {data_dir}, {train_clips} training clips of {data.num_samples} samples "
@@ -110,10 +109,8 @@ def main(argv=None):
 
     # ------------------------------------------------------------------ 2. training step alone
     with _common.Timer() as t:
-        normalizer = adapted_normalizer(cfg, data)
-    print(f"normaliser adapted in {t.seconds:.1f} s")
-    model = build_model(cfg, len(data.labels), data.sample_rate, data.num_samples, normalizer)
-    compile_model(model, cfg, steps_per_epoch=-(-train_clips // batch_size))  # as KeywordsTask.train does
+        model = runner.compiled_model(TASK, cfg, data, assets=None)  # as `train` builds it
+    print(f"model built and compiled in {t.seconds:.1f} s (the normaliser adapted on the training clips)")
     print(f"model: {model.name}, {model.count_params():,} parameters, jit_compile={model.jit_compile}")
 
     full = [(w, y) for w, y in dataset if int(w.shape[0]) == batch_size]  # materialised (tensors in memory)

@@ -124,13 +124,12 @@ def load_splits(data_dir, **data_overrides):
     from pipelines.keywords.task import TASK
 
     cfg = build_config(TASK.presets_dir, "quick")
-    cfg["data"]["dir"] = str(Path(data_dir).resolve())
     cfg["data"].update(data_overrides)
-    return data_lib.load(cfg)
+    return data_lib.load(cfg, Path(data_dir).resolve())
 
 
 def fit_split(data, fit_on):
-    splits = ("train", "validation") if fit_on == "train+validation" else ("train",)
+    splits = ("train", "valid") if fit_on == "train+validation" else ("train",)
     files = [f for s in splits for f in data.files[s]]
     targets = [t for s in splits for t in data.targets[s]]
     return files, targets

@@ -15,3 +15,16 @@ class ConfigError(LSTMAppsError):
 
 class RunDirError(LSTMAppsError):
     """The run directory cannot be used as asked (missing, or holding a finished run)."""
+
+
+def library_reason(error):
+    """A library exception's own reason, without TensorFlow's internals (op names, function nodes, device
+    strings): `{{function_node ...}} Data too short when trying to read string [Op:DecodeWav] name:` -> `data too
+    short when trying to read string`."""
+    import re
+
+    text = str(getattr(error, "message", None) or error).strip().splitlines()[0] if str(error).strip() else ""
+    text = re.sub(r"\{\{[^}]*\}\}", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)
+    text = re.sub(r"\s*name:\s*\S*$", "", text).strip(" .;:")
+    return text[:1].lower() + text[1:] if text else type(error).__name__

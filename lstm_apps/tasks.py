@@ -27,8 +27,9 @@ def get_task(name):
 
 
 def cli_options(name):
-    """The task's `cli` module (TF-free): PREDICT_OPTIONS {flag: argparse kwargs}, RUN_DIR_ONLY (flags that
-    `predict --model` refuses: they are fixed in an export)."""
+    """The task's `cli` module (TF-free): OPTIONS {verb: {flag: argparse kwargs}} (extra flags of the common
+    verbs), VERBS {verb: (help, {flag: argparse kwargs})} (the task's own verbs, run by the Task method of that
+    name), RUN_DIR_ONLY (predict options that `predict --model` refuses: they are fixed in an export)."""
     return importlib.import_module(f"{_known(name)}.cli")
 
 

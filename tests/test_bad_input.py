@@ -67,13 +67,13 @@ def test_odd_rate_file(small_fsdd, tmp_path, capsys):
 def test_odd_rate_file_is_resampled_when_asked(small_fsdd):
     from lstm_apps.config import build_config
     from pipelines.keywords import data as data_lib
-    from pipelines.keywords.task import TASK, waveform_dataset
+    from pipelines.keywords.pipeline import waveform_dataset
+    from pipelines.keywords.task import TASK
 
     tone = np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 0.5
     soundfile.write(small_fsdd / "recordings" / "3_theo_12.wav", tone, 16000, subtype="PCM_16")
     cfg = build_config(TASK.presets_dir, "quick", overrides=["data.resample=true"])
-    cfg["data"]["dir"] = str(small_fsdd)
-    data = data_lib.load(cfg)
+    data = data_lib.load(cfg, small_fsdd)
     waveforms = {path: w.numpy() for path, (w, _) in zip(data.files["train"], waveform_dataset(data, "train"))}
     resampled = waveforms[str(small_fsdd / "recordings" / "3_theo_12.wav")]
     expected = np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000) * 0.5
@@ -160,3 +160,22 @@ def test_usage_error_is_one_line(capsys):
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == ("lstm-apps keywords train: error: the following arguments are "
                                                "required: --run-dir (see --help)")
+
+
+def test_the_console_script_writes_one_line_and_nothing_from_tensorflow(small_fsdd, tmp_path):
+    """As a user runs it (a subprocess, so what TensorFlow's C++ runtime writes to fd 2 would show): a truncated
+    WAV is exactly one stderr line in the project's words plus the library's reason, no op names or devices."""
+    bad = small_fsdd / "recordings" / "3_theo_12.wav"
+    data = (small_fsdd / "recordings" / "0_theo_10.wav").read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    result = subprocess.run([sys.executable, "-m", "pipelines.keywords", "train", "--data-dir", str(small_fsdd),
+                             "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"lstm-apps keywords train: error: {bad}: truncated or malformed WAV (data too short when trying to read "
+        f"string); expected 16-bit PCM WAV"]
+    verbose = subprocess.run([sys.executable, "-m", "lstm_apps.cli", "--verbose", "keywords", "train", "--data-dir",
+                              str(small_fsdd), "--run-dir", str(tmp_path / "run")],
+                             capture_output=True, text=True, timeout=300)
+    assert verbose.returncode == 2 and len(verbose.stderr.splitlines()) > 1, "--verbose brings TF's logs back"
+    assert verbose.stderr.splitlines()[-1] == result.stderr.strip()

@@ -1,9 +1,11 @@
 """Layout detection and splits on the real datasets."""
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lstm_apps import runner
 from lstm_apps.config import build_config
 from pipelines.keywords import data as data_lib
 from pipelines.keywords.task import TASK
@@ -11,15 +13,14 @@ from pipelines.keywords.task import TASK
 
 def load(path, *overrides):
     cfg = build_config(TASK.presets_dir, "quick", overrides=list(overrides))
-    cfg["data"]["dir"] = str(path)
-    return data_lib.load(cfg)
+    return data_lib.load(cfg, path)
 
 
 def test_fsdd_official_split(fsdd_dir):
     data = load(fsdd_dir)
     assert data.layout == "fsdd" and data.sample_rate == 8000 and data.num_samples == 8000
     assert data.labels == [str(d) for d in range(10)]
-    assert {k: len(v) for k, v in data.files.items()} == {"train": 2400, "validation": 300, "test": 300}
+    assert {k: len(v) for k, v in data.files.items()} == {"train": 2400, "valid": 300, "test": 300}
     assert all(int(p.rsplit("_", 1)[1].split(".")[0]) < 5 for p in data.files["test"])
     assert Counter(data.targets["test"]) == {i: 30 for i in range(10)}
     assert data.silence == {}
@@ -28,14 +29,14 @@ def test_fsdd_official_split(fsdd_dir):
 def test_fsdd_leave_one_speaker_out(fsdd_dir):
     data = load(fsdd_dir, "data.split=speaker", "data.test_speaker=theo")
     assert len(data.files["test"]) == 500 and all("_theo_" in p for p in data.files["test"])
-    assert not any("_theo_" in p for p in data.files["train"] + data.files["validation"])
+    assert not any("_theo_" in p for p in data.files["train"] + data.files["valid"])
 
 
 def test_speech_commands_core_12_classes(speech_commands_core_dir):
     data = load(speech_commands_core_dir)
     assert data.layout == "speech_commands" and data.sample_rate == 16000
     assert data.labels == list(data_lib.CORE_WORDS) + ["_unknown_", "_silence_"]
-    assert {k: len(v) for k, v in data.files.items()} == {"train": 2559, "validation": 442, "test": 392}
+    assert {k: len(v) for k, v in data.files.items()} == {"train": 2559, "valid": 442, "test": 392}
     assert len(data.silence["test"]) == round(0.1 * 392)
     assert data.noise_bank.shape[0] == 6
     # silence differs between splits (cut from different parts of the noise recordings)
@@ -45,7 +46,7 @@ def test_speech_commands_core_12_classes(speech_commands_core_dir):
 def test_speech_commands_sample_official_lists_and_all_words(speech_commands_sample_dir):
     data = load(speech_commands_sample_dir, "data.words=all")
     assert len(data.labels) == 30 and "_silence_" not in data.labels
-    assert {k: len(v) for k, v in data.files.items()} == {"train": 205, "validation": 44, "test": 51}
+    assert {k: len(v) for k, v in data.files.items()} == {"train": 205, "valid": 44, "test": 51}
     core = load(speech_commands_sample_dir)
     assert core.labels[-2:] == ["_unknown_", "_silence_"]
     unknown = core.labels.index("_unknown_")
@@ -55,7 +56,7 @@ def test_speech_commands_sample_official_lists_and_all_words(speech_commands_sam
 def test_which_set_is_speaker_stable():
     assert data_lib._which_set("0a7c2a8d_nohash_0.wav") == data_lib._which_set("0a7c2a8d_nohash_4.wav")
     counts = Counter(data_lib._which_set(f"{i:08x}_nohash_0.wav") for i in range(2000))
-    assert 0.05 < counts["test"] / 2000 < 0.15 and 0.05 < counts["validation"] / 2000 < 0.15
+    assert 0.05 < counts["test"] / 2000 < 0.15 and 0.05 < counts["valid"] / 2000 < 0.15
 
 
 def test_downloader_fetches_and_extracts_into_the_cache(tmp_path, fsdd_dir, monkeypatch):
@@ -73,7 +74,9 @@ def test_downloader_fetches_and_extracts_into_the_cache(tmp_path, fsdd_dir, monk
                                                                            "2_theo_10.wav"]
     cfg = build_config(TASK.presets_dir, "quick")  # data.dir null: the downloader's folder is used
     monkeypatch.setattr(data_lib, "download", lambda name: folder)
-    assert data_lib.load(cfg).layout == "fsdd" and cfg["data"]["dir"] == folder
+    data_dir = runner.resolve_data_dir(TASK, cfg)
+    assert data_dir == Path(folder).resolve() and data_lib.load(cfg, data_dir).layout == "fsdd"
+    assert cfg["data"]["dir"] is None, "the config stays as the user gave it"
 
 
 def test_downloader_failure_is_one_clear_line(monkeypatch, tmp_path):

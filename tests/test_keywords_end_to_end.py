@@ -2,6 +2,7 @@
 fresh Python process."""
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
+import yaml
 
 from lstm_apps.cli import main
 from lstm_apps.config import build_config
@@ -65,6 +67,61 @@ def test_predict_reads_wav_flac_and_ogg(trained_run, fsdd_dir, tmp_path, capsys)
     assert results[0]["label"] == results[1]["label"]  # FLAC is lossless: same input, same answer
     assert results[0]["probability"] == pytest.approx(results[1]["probability"], abs=1e-5)
     assert all(0 < r["probability"] <= 1 for r in results)
+
+
+def test_the_run_dir_keeps_the_users_config_and_records_the_facts(trained_run, fsdd_dir):
+    """config.yaml is the configuration as given (data.dir as typed, no rate filled in); what reading the data
+    found (resolved folder, sample rate, labels, library versions) is in metadata.json."""
+    cfg = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert cfg["data"]["dir"] == str(fsdd_dir) and cfg["data"]["sample_rate"] is None
+    facts = json.loads((trained_run / "metadata.json").read_text())
+    assert facts["data_dir"] == str(fsdd_dir.resolve()) and facts["sample_rate"] == 8000
+    assert facts["labels"] == [str(d) for d in range(10)] and facts["clips"] == {"train": 2400, "valid": 300,
+                                                                                "test": 300}
+    assert facts["versions"]["tensorflow"] == tf.__version__ and facts["versions"]["keras"] == keras.__version__
+
+
+def test_evaluate_reads_another_copy_of_the_data(trained_run, fsdd_dir, tmp_path, capsys):
+    """evaluate --data-dir points a finished run at another copy of its data: the same clips give the same
+    metrics, and a damaged clip in the copy is named (so the copy, not the original, was read)."""
+    copy = tmp_path / "fsdd-copy"
+    shutil.copytree(fsdd_dir / "recordings", copy / "recordings")
+    assert main(["keywords", "evaluate", "--run-dir", str(trained_run), "--split", "val"]) == 0
+    original = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["keywords", "evaluate", "--run-dir", str(trained_run), "--split", "valid", "--data-dir",
+                 str(copy)]) == 0
+    copied = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert original["split"] == copied["split"] == "valid"  # `val` is read as `valid`
+    assert copied["accuracy"] == original["accuracy"] and copied["examples"] == 300
+    (copy / "recordings" / "7_theo_5.wav").write_bytes(b"RIFF")
+    assert main(["keywords", "evaluate", "--run-dir", str(trained_run), "--data-dir", str(copy)]) == 2
+    assert str(copy / "recordings" / "7_theo_5.wav") in capsys.readouterr().err
+
+
+def test_a_run_dir_of_the_previous_release_still_serves(trained_run, fsdd_dir, tmp_path, capsys):
+    """A run dir written before metadata.json existed (its config.yaml held the resolved data dir and the rate)
+    still evaluates and predicts."""
+    old = tmp_path / "old-run"
+    shutil.copytree(trained_run, old)
+    (old / "metadata.json").unlink()
+    cfg = yaml.safe_load((old / "config.yaml").read_text())
+    cfg["data"].update(dir=str(fsdd_dir.resolve()), sample_rate=8000)
+    (old / "config.yaml").write_text(yaml.safe_dump(cfg))
+    clip = str(fsdd_dir / "recordings" / "7_jackson_0.wav")
+    assert main(["keywords", "predict", "--run-dir", str(trained_run), clip]) == 0
+    assert main(["keywords", "predict", "--run-dir", str(old), clip]) == 0
+    new_answer, old_answer = (json.loads(line) for line in capsys.readouterr().out.strip().splitlines())
+    assert old_answer == new_answer
+    assert main(["keywords", "evaluate", "--run-dir", str(old)]) == 0
+
+
+def test_a_successful_predict_writes_nothing_on_stderr(trained_run, fsdd_dir):
+    """As a user runs it (a subprocess: the C++ runtime's fd 2 included): answers on stdout, stderr empty."""
+    clip = str(fsdd_dir / "recordings" / "7_jackson_0.wav")
+    result = subprocess.run([sys.executable, "-m", "pipelines.keywords", "predict", "--run-dir", str(trained_run),
+                             clip], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == ""
+    assert json.loads(result.stdout)["input"] == clip
 
 
 FRESH_PROCESS = textwrap.dedent("""

@@ -176,11 +176,11 @@ def test_keywords_pipeline_with_data_audio_backend_tfio(speech_commands_core_dir
     """`data.audio_backend: tfio` reaches the keywords tf.data pipeline and yields what the default backend does."""
     from lstm_apps.config import build_config
     from pipelines.keywords import data as data_lib
-    from pipelines.keywords.task import TASK, waveform_dataset
+    from pipelines.keywords.pipeline import waveform_dataset
+    from pipelines.keywords.task import TASK
 
     cfg = build_config(TASK.presets_dir, "quick", overrides=["data.audio_backend=tfio"])
-    cfg["data"]["dir"] = str(speech_commands_core_dir)
-    data = data_lib.load(cfg)
+    data = data_lib.load(cfg, speech_commands_core_dir)
     assert data.audio_backend == "tfio"
     with_tfio = list(waveform_dataset(data, "test").take(24).as_numpy_iterator())
     data.audio_backend = "tf"

@@ -11,7 +11,7 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
-from lstm_apps.errors import ConfigError, DataError
+from lstm_apps.errors import ConfigError, DataError, library_reason
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -87,8 +87,8 @@ def _check_wav_data_size(path, info):
     try:
         tf.audio.decode_wav(tf.io.read_file(str(path)))
     except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as error:
-        message = str(error).strip().splitlines()[0]
-        raise DataError(f"{path}: truncated or malformed WAV ({message}); expected 16-bit PCM WAV") from None
+        raise DataError(f"{path}: truncated or malformed WAV ({library_reason(error)}); expected 16-bit PCM WAV") \
+            from None
 
 
 def read_audio(path, sample_rate, allow_resample=True):
