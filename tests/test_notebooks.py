@@ -5,6 +5,7 @@ Executed with nbclient in the notebooks folder (as Jupyter and nbmake run it); t
 test's tmp_path for inspection.
 """
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,10 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-EPOCHS = 2
+sys.path.insert(0, str(NOTEBOOKS))
+import render  # noqa: E402  notebooks/render.py: the notebooks' small parameters and the executor
+
+EPOCHS = render.PARAMETERS["speech_keywords"]["LSTM_APPS_NOTEBOOK_EPOCHS"]
 # Ten digits: chance is 0.10. Two quick-preset epochs reached 0.91-0.95 test accuracy in 5 runs (training is not
 # deterministic); 0.7 is seven times chance and still 0.2 below the worst run seen.
 MIN_ACCURACY = 0.7
@@ -23,16 +27,16 @@ def outputs_of(nb):
     return [output for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
 
 
-def execute(name, tmp_path):
-    """Run notebooks/NAME.ipynb in the notebooks folder; the executed copy goes to tmp_path for inspection. A failing
-    cell raises CellExecutionError (its source and traceback)."""
-    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
-    try:
-        client.execute()
-    finally:
-        nbformat.write(nb, tmp_path / f"{name}.executed.ipynb")
+def run_notebook(name, tmp_path):
+    """Execute notebooks/NAME.ipynb fresh with the parameters `notebooks/render.py` commits it with (data folders
+    under the shared data root, small sizes) and a work dir in tmp_path; the executed copy goes to tmp_path for
+    inspection. A failing cell raises CellExecutionError (its source and traceback)."""
+    for value in render.PARAMETERS[name].values():
+        if isinstance(value, Path) and not value.is_dir():
+            pytest.skip(f"{value} not found (set LSTM_APPS_SHARED_DATA to the shared data folder)")
+    (tmp_path / "work").mkdir()
+    nb = render.execute(name, tmp_path / "work")
+    nbformat.write(nb, tmp_path / f"{name}.executed.ipynb")
     errors = [o for o in outputs_of(nb) if o.get("output_type") == "error"]
     assert not errors, errors
     return nb
@@ -49,22 +53,12 @@ def json_lines(nb, key):
     return found
 
 
-def run_notebook(name, tmp_path, monkeypatch, **env):
-    """Execute notebooks/NAME.ipynb with its LSTM_APPS_* environment variables set (data paths and small
-    parameters) and a fresh work dir in tmp_path."""
-    for key, value in {**env, "LSTM_APPS_NOTEBOOK_WORK_DIR": tmp_path / "work"}.items():
-        monkeypatch.setenv(key, str(value))
-    (tmp_path / "work").mkdir()
-    return execute(name, tmp_path)
-
-
 def images_shown(nb):
     return [o for o in outputs_of(nb) if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
 
 
-def test_speech_keywords_notebook(fsdd_dir, tmp_path, monkeypatch):
-    nb = run_notebook("speech_keywords", tmp_path, monkeypatch,  # (a) every cell ran without an error
-                      LSTM_APPS_FSDD=fsdd_dir, LSTM_APPS_NOTEBOOK_EPOCHS=EPOCHS)
+def test_speech_keywords_notebook(tmp_path):
+    nb = run_notebook("speech_keywords", tmp_path)  # (a) every cell ran without an error
 
     # (b) the accuracy the notebook's evaluation reported, as its last code cell prints it
     records = json_lines(nb, "test_accuracy")
@@ -77,11 +71,8 @@ def test_speech_keywords_notebook(fsdd_dir, tmp_path, monkeypatch):
     assert len(images) >= 3, f"expected at least 3 PNG outputs, got {len(images)}"
 
 
-def test_language_model_notebook(tmp_path, monkeypatch):
-    from conftest import shared
-
-    nb = run_notebook("language_model", tmp_path, monkeypatch, LSTM_APPS_PTB=shared("ptb"),
-                      LSTM_APPS_NOTEBOOK_EPOCHS=2, LSTM_APPS_NOTEBOOK_TRAIN_TOKENS=150000)
+def test_language_model_notebook(tmp_path):
+    nb = run_notebook("language_model", tmp_path)  # 2 epochs on the first 150k PTB training tokens
     records = json_lines(nb, "valid_perplexity")
     assert len(records) == 1 and records[0]["epochs"] == 2
     # two epochs on 150k tokens (one gave 455 against the unigram model's 575): well below the unigram model
@@ -90,12 +81,8 @@ def test_language_model_notebook(tmp_path, monkeypatch):
     assert images, "the learning curve is shown"
 
 
-def test_translation_notebook(tmp_path, monkeypatch):
-    from conftest import shared
-
-    nb = run_notebook("translation", tmp_path, monkeypatch, LSTM_APPS_MULTI30K=shared("multi30k") / "raw",
-                      LSTM_APPS_NOTEBOOK_TRAIN_PAIRS=2000, LSTM_APPS_NOTEBOOK_EPOCHS=2,
-                      LSTM_APPS_NOTEBOOK_HELD_OUT=64)
+def test_translation_notebook(tmp_path):
+    nb = run_notebook("translation", tmp_path)  # 2 epochs on 2000 pairs, 64 held-out sentences
 
     # the exported SavedModel (reloaded) translates like the Keras pipeline: same strings, same scores
     checks = json_lines(nb, "export_check")
@@ -119,9 +106,8 @@ def test_translation_notebook(tmp_path, monkeypatch):
     assert len(images) >= 2, f"expected at least 2 PNG outputs, got {len(images)}"
 
 
-def test_video_captioning_notebook(tmp_path, monkeypatch):
-    nb = run_notebook("video_captioning", tmp_path, monkeypatch,  # every cell ran without an error
-                      LSTM_APPS_NOTEBOOK_CLIPS=6, LSTM_APPS_NOTEBOOK_EPOCHS=3)
+def test_video_captioning_notebook(tmp_path):
+    nb = run_notebook("video_captioning", tmp_path)  # 6 clips per combination, 3 epochs; every cell ran
     records = json_lines(nb, "baseline_CIDEr")
     assert len(records) == 1, records
     record = records[0]
@@ -135,3 +121,18 @@ def test_video_captioning_notebook(tmp_path, monkeypatch):
     # inline figures: the sampled frames and the learning curve
     images = images_shown(nb)
     assert len(images) >= 2, f"expected at least 2 PNG outputs, got {len(images)}"
+
+
+@pytest.mark.parametrize("name", sorted(render.PARAMETERS))
+def test_the_committed_notebook_shows_its_outputs_without_this_machine(name):
+    """What GitHub shows: every code cell of the committed notebook has run (`python notebooks/render.py`), its
+    figures are there, and nothing of the machine that ran it (absolute paths, progress-bar floods) is left."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert code and all(cell.get("execution_count") for cell in code), "every code cell executed"
+    assert images_shown(nb), "the plots are committed"
+    text = json.dumps([cell.get("outputs", []) for cell in code])
+    for local in ("/tmp/", "/work/", "/home/", "/root/", str(render.REPO)):
+        assert local not in text, f"{local} in the outputs"
+    assert "\\r" not in text and "\\b" not in text, "progress bars keep only their final state"
+
