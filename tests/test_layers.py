@@ -1,10 +1,15 @@
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from lstm_apps.errors import DataError
-from lstm_apps.layers import AttentionPooling, LSTMStack, LogMelSpectrogram, SpecAugment, lengths_to_mask, pad_right
+from lstm_apps.layers import (AttentionPooling, LSTMStack, LogMelSpectrogram, ReversibleEmbedding, SpecAugment,
+                              lengths_to_mask, pad_right)
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def _roundtrip(model, tmp_path, inputs):
@@ -113,3 +118,52 @@ def test_per_clip_normalization_then_mfcc_equals_the_dct_of_the_normalised_log_m
     np.testing.assert_array_equal(y[0, 4:], 0.0)  # padding stays silent
     inputs = keras.Input((6, 8))
     _roundtrip(keras.Model(inputs, PerClipNormalization(num_mfcc=5)(inputs)), tmp_path, x)
+
+
+def test_reversible_embedding_is_keras_reversible_embedding_plus_a_bias(tmp_path):
+    layer = ReversibleEmbedding(7, 3, word_dropout=0.5, name="embedding")
+    assert isinstance(layer, keras.layers.ReversibleEmbedding)
+    ids = np.array([[1, 2, 0], [6, 5, 4]], "int32")
+    hidden = layer(ids).numpy()
+    np.testing.assert_array_equal(hidden, layer.embeddings.numpy()[ids])  # word dropout: training only
+    layer.bias.assign(np.arange(7, dtype="float32"))
+    logits = layer(hidden, reverse=True).numpy()
+    np.testing.assert_allclose(logits, hidden @ layer.embeddings.numpy().T + np.arange(7), rtol=1e-6, atol=1e-6)
+    assert layer.compute_mask(ids) is None
+    plain = ReversibleEmbedding(7, 3, output_bias=False)
+    plain.build()
+    assert [w.name for w in plain.weights] == ["embeddings"] and not hasattr(plain, "bias")
+    with pytest.raises(ValueError, match="produces no mask"):
+        ReversibleEmbedding(7, 3, mask_zero=True)
+    with pytest.raises(ValueError, match="output_bias=False"):
+        ReversibleEmbedding(7, 3, logit_soft_cap=30.0)
+    tokens = keras.Input((None,), dtype="int32")
+    model = keras.Model(tokens, layer(layer(tokens), reverse=True))
+    _roundtrip(model, tmp_path, ids)
+
+
+def test_reversible_embedding_word_dropout_drops_whole_word_types():
+    layer = ReversibleEmbedding(50, 4, word_dropout=0.5, embeddings_initializer="ones")
+    ids = np.tile(np.arange(50, dtype="int32"), (3, 1))
+    out = layer(ids, training=True).numpy()
+    dropped = (out == 0).all(axis=-1)
+    assert (dropped == dropped[0]).all() and 0 < dropped[0].sum() < 50  # the same word types in every row
+    np.testing.assert_allclose(out[~dropped], 2.0)  # the rest scaled by 1 / (1 - rate)
+
+
+def test_reversible_embedding_loads_files_saved_by_the_earlier_layer():
+    """tests/data/reversible_embedding_v1.* were written by the layer before it subclassed
+    keras.layers.ReversibleEmbedding (see make_reversible_embedding_fixture.py): old runs must load unchanged."""
+    expected = np.load(DATA / "reversible_embedding_v1.npz")
+    model = keras.saving.load_model(DATA / "reversible_embedding_v1.keras")
+    embedding = model.get_layer("embedding")
+    assert type(embedding) is ReversibleEmbedding
+    assert embedding.word_dropout == 0.2 and embedding.output_bias and embedding.tie_weights
+    assert not hasattr(model.get_layer("target_embedding"), "bias")
+    weights = model.get_weights()
+    assert len(weights) == len([key for key in expected.files if key.startswith("weight_")])
+    for index, value in enumerate(weights):
+        np.testing.assert_array_equal(value, expected[f"weight_{index}"])
+    lm_logits, plain_logits = model.predict(expected["inputs"], verbose=0)
+    np.testing.assert_allclose(lm_logits, expected["lm_logits"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(plain_logits, expected["plain_logits"], rtol=0, atol=1e-6)

@@ -7,15 +7,34 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="lstm_apps")
 class AttentionPooling(keras.layers.Layer):
-    """[batch, time, features] -> [batch, features]; `query_step` picks the step the query comes from.
+    """Pools a sequence into one vector: the softmax-weighted sum of its steps, scored by a learned query.
 
-    `query_step="middle"` follows the paper (keywords sit near the middle of a 1-s clip); "last" suits left-aligned
-    input. With `return_attention=True` it also returns the weights [batch, time] (for plots).
+    A `Dense(features)` layer projects one step of the sequence (picked by `query_step`) into a query; the query's
+    dot product with every step gives the scores; the output is the softmax-weighted sum of the steps.
+    `query_step="middle"` follows the paper (keywords sit near the middle of a 1-s clip); "last" suits
+    left-aligned input. With `return_attention=True` it also returns the weights (for plots).
+
+    Args:
+        query_step: str. The step the query is projected from: `"middle"` (step `time // 2`, the default) or
+            `"last"` (step `time - 1`).
+        return_attention: bool. If `True`, `call` returns `(pooled, weights)` instead of `pooled`. Defaults to
+            `False`.
+        **kwargs: other keyword arguments passed to `keras.layers.Layer`, including `name`, `trainable` and
+            `dtype`.
+
+    Call arguments:
+        sequence: float tensor `(batch, time, features)`.
+
+    Input shape: `(batch, time, features)`.
+    Output shape: `(batch, features)`; with `return_attention=True` also the weights `(batch, time)`.
 
     Example:
     >>> pooled = AttentionPooling()(keras.ops.ones((2, 5, 8)))
     >>> tuple(pooled.shape)
     (2, 8)
+    >>> pooled, weights = AttentionPooling(query_step="last", return_attention=True)(keras.ops.ones((2, 5, 8)))
+    >>> tuple(weights.shape), keras.ops.convert_to_numpy(keras.ops.sum(weights, axis=-1)).round(4).tolist()
+    ((2, 5), [1.0, 1.0])
     """
 
     def __init__(self, query_step="middle", return_attention=False, **kwargs):

@@ -16,20 +16,55 @@ CUDNN_LSTM_ARGS = {
 class LSTMStack(keras.layers.Layer):
     """`num_layers` LSTM layers (optionally bidirectional) with dropout around them, all cuDNN-eligible.
 
-    Every LSTM uses tanh/sigmoid, recurrent_dropout=0, unroll=False and use_bias=True, so on a GPU the TF backend
-    runs it as `CudnnRNNV3`. Regularise with dropout on the inputs and outputs of the LSTMs instead of recurrent
-    dropout: `input_dropout` (before the first layer), `dropout` (between layers), `output_dropout` (after the
-    last); with `variational_dropout` each sequence keeps one mask across time (Gal & Ghahramani 2016). A mask
-    passed in must be right-padded with no all-padding row: build it with `lstm_apps.layers.lengths_to_mask`.
+    Every LSTM uses tanh/sigmoid, recurrent_dropout=0, unroll=False and use_bias=True (`CUDNN_LSTM_ARGS`), so on a
+    GPU the TF backend runs it as `CudnnRNNV3`. Regularise with dropout on the inputs and outputs of the LSTMs
+    instead of recurrent dropout: `input_dropout` (before the first layer), `dropout` (between layers),
+    `output_dropout` (after the last); with `variational_dropout` each sequence keeps one mask across time (Gal &
+    Ghahramani 2016). A mask passed in must be right-padded with no all-padding row: build it with
+    `lstm_apps.layers.lengths_to_mask`.
 
     State: `stateful=True` carries the final states of one batch into the next (the batch size must be fixed;
     `reset_state()` starts over). `return_state=True` makes `call` return `[outputs, *states]` and accept
     `initial_state` (the same flat list: h, c per layer and direction), for step-by-step decoding.
 
+    Args:
+        units: int. Units of every LSTM (per direction).
+        num_layers: int. Number of stacked LSTM layers. Defaults to `1`.
+        bidirectional: bool. Wrap every LSTM in `keras.layers.Bidirectional` (outputs concatenated, so
+            `2 * units` features). Defaults to `False`.
+        dropout: float. Dropout rate between consecutive LSTM layers. Defaults to `0.0`.
+        return_sequences: bool. Return the last layer's output at every step (`True`) or only at the last
+            step (`False`, the default). Inner layers always return sequences.
+        input_dropout: float. Dropout rate on the stack's input. Defaults to `0.0`.
+        output_dropout: float. Dropout rate on the stack's output. Defaults to `0.0`.
+        variational_dropout: bool. Share each dropout mask across time steps (noise shape
+            `(batch, 1, features)`) instead of drawing one per step. Defaults to `False`.
+        stateful: bool. Carry the final states of a batch into the next (needs a fixed batch size). Defaults to
+            `False`.
+        return_state: bool. Also return the final states and accept `initial_state`. Defaults to `False`.
+        **kwargs: other keyword arguments passed to `keras.layers.Layer`, including `name`, `trainable` and
+            `dtype`.
+
+    Call arguments:
+        inputs: float tensor `(batch, time, features)`.
+        mask: optional bool tensor `(batch, time)`, right-padded (True for real steps), no all-False row.
+        training: bool. Dropout acts only when `True`.
+        initial_state: optional flat list of `num_layers * states_per_layer` tensors `(batch, units)`: h, c for
+            each layer (forward then backward when bidirectional). Only with `return_state=True`.
+
+    Input shape: `(batch, time, features)`.
+    Output shape: `(batch, time, width)` with `return_sequences=True`, else `(batch, width)`, where `width` is
+    `units` (`2 * units` when bidirectional); with `return_state=True` a list `[outputs, *states]`, each state
+    `(batch, units)`.
+
     Example:
     >>> stack = LSTMStack(units=64, num_layers=2, bidirectional=True, dropout=0.1)
-    >>> stack(keras.ops.zeros((4, 10, 8))).shape
+    >>> tuple(stack(keras.ops.zeros((4, 10, 8))).shape)
     (4, 128)
+    >>> decoder = LSTMStack(units=16, num_layers=2, return_sequences=True, return_state=True)
+    >>> outputs, *states = decoder(keras.ops.zeros((4, 10, 8)))
+    >>> tuple(outputs.shape), len(states), tuple(states[0].shape)
+    ((4, 10, 16), 4, (4, 16))
     """
 
     def __init__(self, units, num_layers=1, bidirectional=False, dropout=0.0, return_sequences=False,

@@ -11,12 +11,26 @@ NEG_INF = -1e9
 
 @keras.saving.register_keras_serializable(package="lstm_apps")
 class LuongAttention(keras.layers.Layer):
-    """[queries [batch, t, q], memory [batch, s, m], memory_mask bool[batch, s]] ->
-    [attentional [batch, t, units], weights [batch, t, s]].
+    """Luong et al. 2015 global attention of decoder outputs (queries) over an encoder's memory.
 
     score(h_t, h_s) = h_t W_a h_s ("general"; `score="dot"` drops W_a and needs q == m); weights = softmax over the
     memory steps, padding steps (memory_mask False) excluded; context = weights @ memory; attentional =
-    tanh(W_c [context; h_t]) with `units` features, which the output layer reads.
+    tanh(W_c [context; h_t]) with `units` features, which the output layer reads. Neither projection has a bias.
+
+    Args:
+        units: int. Features of the attentional output (the width the output layer reads; the embedding size
+            when the output layer is tied to the embedding).
+        score: str. `"general"` (the default: a learned `W_a` maps queries to the memory's width) or `"dot"`
+            (no `W_a`: queries and memory must have the same number of features).
+        **kwargs: other keyword arguments passed to `keras.layers.Layer`, including `name`, `trainable` and
+            `dtype`.
+
+    Call arguments:
+        inputs: list `[queries, memory, memory_mask]`: queries `(batch, t, q)`, memory `(batch, s, m)`,
+            memory_mask bool `(batch, s)` (True for real memory steps; every row needs one).
+
+    Input shape: `[(batch, t, q), (batch, s, m), (batch, s)]`.
+    Output shape: `[attentional (batch, t, units), weights (batch, t, s)]`; no masks.
 
     Example:
     >>> attention = LuongAttention(units=8)
@@ -24,6 +38,10 @@ class LuongAttention(keras.layers.Layer):
     ...                           keras.ops.ones((2, 5), "bool")])
     >>> tuple(out.shape), tuple(weights.shape)
     ((2, 3, 8), (2, 3, 5))
+    >>> mask = keras.ops.convert_to_tensor([[True, True, False, False, False]] * 2)
+    >>> _, weights = LuongAttention(units=4, score="dot")([keras.ops.ones((2, 3, 6)), keras.ops.ones((2, 5, 6)), mask])
+    >>> keras.ops.convert_to_numpy(weights[0, 0]).round(3).tolist()  # padding steps get no weight
+    [0.5, 0.5, 0.0, 0.0, 0.0]
     """
 
     def __init__(self, units, score="general", **kwargs):
