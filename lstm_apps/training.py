@@ -3,16 +3,14 @@
 Run-dir layout (every task): config.yaml, backup/ (while a run is unfinished), best.weights.h5, history.csv,
 logs/ (TensorBoard), learning_curve.png, model.keras (written last and atomically: its presence = finished run).
 
-Resuming uses no Keras internals. history.csv is the run's memory: the best checkpoint, early stopping and the
-learning-rate decay are pure functions of its rows (`best_row`, `should_stop`, `decays`, `decayed_learning_rate`,
-each mirroring the Keras 3.15 callback it replaces: ModelCheckpoint(save_best_only), EarlyStopping and
-ReduceLROnPlateau, min_delta 0, cooldown 0), and `RunMonitor` applies them after every epoch. So a resumed run
-decides exactly as an uninterrupted one would, by construction. The backup (`Backup`, `restore_backup`) holds the
+Resuming uses no Keras internals. history.csv is the run's memory (`lstm_apps.history`): the best checkpoint, early
+stopping and the learning-rate decay are pure functions of its rows (`best_row`, `should_stop`, `decays`,
+`decayed_learning_rate`, each mirroring the Keras 3.15 callback it replaces: ModelCheckpoint(save_best_only),
+EarlyStopping and ReduceLROnPlateau, min_delta 0, cooldown 0), and `RunMonitor` applies them after every epoch. So
+a resumed run decides exactly as an uninterrupted one would, by construction. The backup (`Backup`, `restore_backup`) holds the
 model's and the optimizer's variables and the epoch to resume at; `fit` restores it before `model.fit(initial_epoch=)`
 and cuts history.csv back to the epochs before that one, so the history always describes the weights in the backup.
 """
-import csv
-import io
 import math
 import os
 import shutil
@@ -26,6 +24,8 @@ import tensorflow as tf
 
 from lstm_apps.config import write_atomic  # noqa: F401
 from lstm_apps.errors import ConfigError
+from lstm_apps.history import (append_history, best_row, check_mode, decayed_learning_rate, decays,  # noqa: F401
+                               keep_history_before, plot_learning_curve, read_history, should_stop)
 
 # re-exported while the tasks move to lstm_apps.run_dir  TODO remove
 from lstm_apps.run_dir import (BACKUP_DIR, BEST_WEIGHTS_FILE, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,  # noqa: F401
@@ -53,77 +53,6 @@ def set_seed(seed, deterministic=False):
         tf.config.experimental.enable_op_determinism()
 
 
-def read_history(history_path):
-    """history.csv as a list of {column: float}; a missing file gives [] and a missing value ("NA") gives None."""
-    if not Path(history_path).exists():
-        return []
-    with open(history_path, newline="") as f:
-        return [{key: None if value in ("", "NA", None) else float(value) for key, value in row.items()
-                 if key is not None}
-                for row in csv.DictReader(f)]
-
-
-def append_history(history_path, epoch, logs):
-    """Add one epoch's row to history.csv and return the whole history (`read_history`).
-
-    The first row writes the header: "epoch" and the sorted keys of `logs`. Later rows, in this session or a resumed
-    one, keep that header's columns: a key the header lacks is dropped, a column the logs lack gets "NA" (a column
-    that came or went between versions or sessions never shifts values under the wrong header). The file is
-    rewritten beside and renamed, so a kill never leaves half a row."""
-    path = Path(history_path)
-    text = ""
-    if path.exists():
-        with open(path, encoding="utf-8", newline="") as f:
-            text = f.read()
-    header = next(csv.reader(io.StringIO(text)), None)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    if not header:
-        text, header = "", ["epoch", *sorted(logs)]
-        writer.writerow(header)
-    elif not text.endswith("\n"):
-        out.write("\r\n")
-    writer.writerow([epoch if column == "epoch" else _csv_value(logs.get(column)) for column in header])
-    _write_text_atomic(path, text + out.getvalue())
-    return read_history(path)
-
-
-def keep_history_before(history_path, epoch):
-    """Drop the rows of history.csv from `epoch` on (the epochs a resumed run is about to train again)."""
-    path = Path(history_path)
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        lines = list(csv.reader(f))
-    if not lines:
-        return
-    column = lines[0].index("epoch")
-    kept = [lines[0]] + [row for row in lines[1:] if row and int(float(row[column])) < epoch]
-    if len(kept) < len(lines):
-        out = io.StringIO()
-        csv.writer(out).writerows(kept)
-        _write_text_atomic(path, out.getvalue())
-
-
-def _csv_value(value):
-    """A logs value as CSVLogger wrote it: numbers as Python floats, None as NA, a list as "[a, b]"."""
-    if value is None:
-        return "NA"
-    if isinstance(value, str):
-        return value
-    try:
-        return repr(float(value))
-    except (TypeError, ValueError):
-        return f"[{', '.join(map(str, value))}]"
-
-
-def _write_text_atomic(path, text):
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 class EpochTimer(keras.callbacks.Callback):
     """Add `epoch_seconds` (wall time of the epoch, validation included) to the logs, so history.csv and
     TensorBoard say how long each epoch took, also across resumed sessions. Must come before the loggers."""
@@ -145,101 +74,6 @@ class LearningCurvePlot(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         plot_learning_curve(self.run_dir)
-
-
-def plot_learning_curve(run_dir):
-    """learning_curve.png from history.csv (drawn on a bare Figure: no pyplot, so a notebook's backend is kept)."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    run_dir = Path(run_dir)
-    rows = read_history(run_dir / HISTORY_FILE)
-    if not rows:
-        return
-    metrics = [k for k in rows[0] if not k.startswith("val_") and k not in ("epoch", "learning_rate", "epoch_seconds")]
-    fig = Figure(figsize=(5 * len(metrics), 3.5))
-    axes = fig.subplots(1, len(metrics), squeeze=False)
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-    for ax, name in zip(axes[0], metrics):  # a missing value (None) leaves a gap in its line
-        ax.plot(epochs, [r[name] for r in rows], label=f"train {name}")
-        if f"val_{name}" in rows[0]:
-            ax.plot(epochs, [r[f"val_{name}"] for r in rows], label=f"validation {name}")
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(name)
-        ax.legend()
-    fig.tight_layout()
-    tmp = run_dir / ".learning_curve.tmp.png"
-    fig.savefig(tmp, dpi=90)
-    os.replace(tmp, run_dir / "learning_curve.png")
-
-
-# --------------------------------------------------------------------------------------------- decisions
-# Pure functions of history rows (`read_history`), each the bookkeeping of the Keras 3.15 callback it replaces, with
-# that callback's semantics as this project configured it: min_delta 0 (strict improvement), no baseline, epoch 0
-# on, cooldown 0, min_lr 0. A row whose monitored value is missing (None) is skipped, as Keras skips such an epoch.
-MODES = ("min", "max")
-
-
-def check_mode(mode):
-    if mode not in MODES:
-        raise ConfigError(f"train.monitor_mode: '{mode}' is not one of {', '.join(MODES)}")
-
-
-def is_improvement(value, best, mode):
-    """`value` strictly better than `best` (None: nothing yet, so any value is) in `mode` ("min" or "max")."""
-    check_mode(mode)
-    if best is None:
-        return True
-    return value < best if mode == "min" else value > best
-
-
-def _monitored(rows, monitor):
-    return [(int(row["epoch"]), row[monitor]) for row in rows if row.get(monitor) is not None]
-
-
-def best_row(rows, monitor, mode):
-    """The row of the best `monitor` value so far, or None when no row has one (ModelCheckpoint with
-    save_best_only: a tie keeps the earlier epoch)."""
-    best = None
-    for row in rows:
-        value = row.get(monitor)
-        if value is not None and is_improvement(value, None if best is None else best[monitor], mode):
-            best = row
-    return best
-
-
-def should_stop(rows, monitor, mode, patience):
-    """Whether EarlyStopping(monitor, mode, patience) stops the run at the last of these epochs: `patience` epochs
-    in a row without a strict improvement on the best value (never at epoch 0)."""
-    best, wait = None, 0
-    for epoch, value in _monitored(rows, monitor):
-        wait += 1
-        if is_improvement(value, best, mode):
-            best, wait = value, 0
-        elif wait >= patience and epoch > 0:
-            return True
-    return False
-
-
-def decays(rows, patience, monitor="val_loss", mode="min"):
-    """How many times ReduceLROnPlateau(monitor, patience=patience, cooldown=0, min_delta=0) has cut the learning
-    rate after these epochs: once whenever `patience` epochs in a row since the best or the last cut were no
-    strict improvement (every worse epoch when patience is 0)."""
-    best, wait, count = None, 0, 0
-    for _, value in _monitored(rows, monitor):
-        if is_improvement(value, best, mode):
-            best, wait = value, 0
-        else:
-            wait += 1
-            if wait >= patience:
-                count, wait = count + 1, 0
-    return count
-
-
-def decayed_learning_rate(rows, initial_rate, factor, patience, monitor="val_loss"):
-    """The learning rate of the epoch after these rows: initial_rate x factor^decays(rows)."""
-    return initial_rate * factor ** decays(rows, patience, monitor)
 
 
 def learning_rate_decay(train_cfg):
