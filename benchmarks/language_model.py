@@ -2,13 +2,14 @@
 PyTorch, evaluation tokens/s, and input-pipeline tokens/s.
 
 * training: one optimizer step (forward, cross-entropy, backward, Adam with global-norm clipping) of the task's own
-  network (`pipelines.language_model.model.build_network`, stateful, dropout on) from a preset, against a PyTorch
-  twin: nn.Embedding -> dropout -> nn.LSTM -> dropout -> (projection) -> logits tied to the embedding, the hidden
-  state carried (detached) between steps. Same shapes (preset batch_size x bptt), same vocabulary size, same
+  model as training builds and compiles it (`runner.compiled_model`: stateful network, dropout on, unigram output
+  bias, the perplexity metric) from a preset on the whole PTB vocabulary, against a PyTorch twin: nn.Embedding ->
+  dropout -> nn.LSTM -> dropout -> (projection) -> logits tied to the embedding, the hidden state carried
+  (detached) between steps. Same shapes (preset batch_size x bptt), same vocabulary size, same
   random token windows, same thread count; each framework in its own subprocess (as in lstm_throughput.py).
 * evaluation: the task's `stream_log_likelihood` (batch 1, windows of 200, state carried) over the first
   --eval-tokens tokens of PTB valid, and torch's no-grad equivalent.
-* input pipeline: reading + encoding ptb.train.txt, and iterating `bptt_dataset` (tokens/s).
+* input pipeline: reading + encoding ptb.train.txt (the task's reader), and iterating `bptt_dataset` (tokens/s).
 
 Run:
     python benchmarks/language_model.py                   # quick preset shapes (~1 min on 2 cores)
@@ -41,20 +42,25 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+PRESETS_DIR = _common.REPO / "pipelines" / "language_model" / "presets"  # TASK.presets_dir, without TensorFlow
+
+
 def settings(args):
     from lstm_apps.config import build_config
-    from pipelines.language_model.task import TASK
-    cfg = build_config(TASK.presets_dir, args.preset)
+    cfg = build_config(PRESETS_DIR, args.preset, overrides=["data.train_tokens=0"])  # the whole PTB vocabulary
     return cfg, 10001  # PTB: 10k words + <pad>
 
 
-def eval_stream(args):
+def read_data(args, cfg, splits=("train", "valid")):
+    """The task's reader (TF-free, so the torch worker reads the same ids)."""
+    from pipelines.language_model import data as data_lib
+    return data_lib.load(cfg, args.data_dir, splits)
+
+
+def eval_stream(args, data):
     import numpy as np
-    from lstm_apps.inputs.text import Vocabulary, read_corpus, stream
-    train = read_corpus(os.path.join(args.data_dir, "ptb.train.txt"))
-    vocabulary = Vocabulary.from_tokens(train)
-    ids, _ = vocabulary.encode(read_corpus(os.path.join(args.data_dir, "ptb.valid.txt")))
-    return stream(ids[: args.eval_tokens]).astype(np.int32)
+    from lstm_apps.inputs.text import stream
+    return stream(data.ids["valid"][: args.eval_tokens]).astype(np.int32)
 
 
 def keras_worker(args):
@@ -62,20 +68,22 @@ def keras_worker(args):
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import keras
-    from lstm_apps import training
-    from pipelines.language_model.model import build_network, inference_network
-    from pipelines.language_model.task import stream_log_likelihood
+    from lstm_apps import runner
+    from pipelines.language_model.inference import stream_log_likelihood
+    from pipelines.language_model.model import inference_network
+    from pipelines.language_model.task import TASK
 
     cfg, vocab = settings(args)
     t = cfg["train"]
+    data = TASK.read_data(cfg, args.data_dir, ("train", "valid"))
+    assert len(data.vocabulary) == vocab, len(data.vocabulary)
     keras.utils.set_random_seed(args.seed)
-    model = build_network(cfg, vocab, batch_size=t["batch_size"], stateful=True)
-    model.compile(optimizer=training.make_optimizer(t["optimizer"], t["learning_rate"], t["clipnorm"]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = runner.compiled_model(TASK, cfg, data, data.vocabulary)  # the vocabulary is what prepare_run returns
     batches = [(tf.constant(x), tf.constant(y)) for x, y in token_batches(t["batch_size"], t["bptt"], vocab, args.seed)]
-    first, times, loss = time_steps(lambda x, y: float(model.train_on_batch(x, y)), batches, args.warmup, args.steps)
+    first, times, loss = time_steps(lambda x, y: float(model.train_on_batch(x, y, return_dict=True)["loss"]), batches,
+                                    args.warmup, args.steps)
     network = inference_network(cfg, model)
-    token_stream = eval_stream(args)
+    token_stream = eval_stream(args, data)
     stream_log_likelihood(network, token_stream[:401])  # trace
     start = time.perf_counter()
     _, count = stream_log_likelihood(network, token_stream)
@@ -129,7 +137,7 @@ def torch_worker(args):
         return loss.item()
 
     first, times, _ = time_steps(step, batches, args.warmup, args.steps)
-    token_stream = torch.from_numpy(eval_stream(args)).long()
+    token_stream = torch.from_numpy(eval_stream(args, read_data(args, cfg))).long()
     model.eval()
     start = time.perf_counter()
     with torch.no_grad():
@@ -145,17 +153,16 @@ def torch_worker(args):
 
 def pipeline_figures(args):
     import numpy as np
-    from lstm_apps.inputs.text import Vocabulary, bptt_dataset, read_corpus, stream
+    from lstm_apps.inputs.text import bptt_dataset, stream
     cfg, _ = settings(args)
     start = time.perf_counter()
-    tokens = read_corpus(os.path.join(args.data_dir, "ptb.train.txt"))
-    vocabulary = Vocabulary.from_tokens(tokens)
-    ids, _ = vocabulary.encode(tokens)
+    data = read_data(args, cfg, ("train",))  # read, vocabulary, encode
     read_s = time.perf_counter() - start
-    ds = bptt_dataset(stream(ids), cfg["train"]["batch_size"], cfg["train"]["bptt"])
+    ds = bptt_dataset(stream(data.ids["train"]), cfg["train"]["batch_size"], cfg["train"]["bptt"])
     start = time.perf_counter()
     count = sum(int(np.prod(x.shape)) for x, _ in ds)
-    return {"read_encode_tokens_per_s": len(tokens) / read_s, "dataset_tokens_per_s": count / (time.perf_counter() - start)}
+    return {"read_encode_tokens_per_s": len(data.tokens["train"]) / read_s,
+            "dataset_tokens_per_s": count / (time.perf_counter() - start)}
 
 
 def spawn(framework, args):

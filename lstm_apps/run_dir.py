@@ -76,25 +76,24 @@ class RunDir:
     def __exit__(self, *exc):
         self.unlock()
 
-    def prepare(self, cfg, facts):
+    def prepare(self, task, cfg, facts):
         """Create or reopen the run: a finished run is never overwritten; an unfinished one resumes only with the
         same configuration. Writes config.yaml and metadata.json the first time. Returns True when resuming."""
         if self.finished:
             raise RunDirError(f"{self.path}: holds a finished run ({MODEL_FILE}); choose a new --run-dir")
         if (self.path / CONFIG_FILE).exists():
-            self.require_same_config(cfg)
+            self.require_same_config(task, cfg)
             return True
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_metadata(facts)
         config_lib.write_atomic(self.path / CONFIG_FILE, config_lib.dump(cfg))
         return False
 
-    def require_same_config(self, cfg):
+    def require_same_config(self, task, cfg):
         """Work already here (a backup, a finished model) may be reused only under the configuration it used."""
-        saved = self.path / CONFIG_FILE
-        differing = _first_difference(yaml.safe_load(saved.read_text(encoding="utf-8")), cfg)
+        differing = _first_difference(self._saved_config(task), cfg)
         if differing:
-            raise ConfigError(f"{saved}: this run used a different value for '{differing}'; "
+            raise ConfigError(f"{self.path / CONFIG_FILE}: this run used a different value for '{differing}'; "
                               f"rerun with the same options to resume, or choose a new --run-dir")
 
     def write_metadata(self, facts):
@@ -119,12 +118,17 @@ class RunDir:
         path = self.path / CONFIG_FILE
         if not path.exists():
             raise RunDirError(f"{self.path}: not a run dir (no {CONFIG_FILE}); expected the --run-dir of train")
+        defaults = config_lib.load_yaml(Path(task.presets_dir) / "quick.yaml")
+        return config_lib.merge(defaults, self._saved_config(task, notice=True), str(path))
+
+    def _saved_config(self, task, notice=False):
+        """config.yaml as written, with the keys the task renamed since read under their new names."""
+        path = self.path / CONFIG_FILE
         saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for old, new in task.renamed_keys.items():
-            if _pop_dotted(saved, old, into=new):
+            if _pop_dotted(saved, old, into=new) and notice:
                 print(f"notice: {path}: '{old}' is read as '{new}' (renamed)", file=sys.stderr)
-        defaults = config_lib.load_yaml(Path(task.presets_dir) / "quick.yaml")
-        return config_lib.merge(defaults, saved, str(path))
+        return saved
 
     def metadata(self):
         """The facts recorded at the first train; {} for a run dir of a release that had no metadata file."""
@@ -171,7 +175,9 @@ def save_model(model, path):
 def load_model(run_dir):
     import keras
 
-    import lstm_apps.layers  # noqa: F401  registers the custom layers with Keras before deserializing
+    import lstm_apps.layers  # noqa: F401  register the project's layers, losses and metrics with Keras
+    import lstm_apps.losses  # noqa: F401
+    import lstm_apps.metrics  # noqa: F401
 
     path = Path(run_dir) / MODEL_FILE
     if not path.exists():

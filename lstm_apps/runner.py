@@ -27,7 +27,7 @@ def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overri
     data_dir = resolve_data_dir(task, cfg)
     data = task.read_data(cfg, data_dir, TRAINING_SPLITS)  # validates every file before the run dir is touched
     run = RunDir(run_dir).lock()
-    resuming = run.prepare(cfg, facts(data_dir, data))
+    resuming = run.prepare(task, cfg, facts(data_dir, data))
     print(("resuming" if resuming else "starting") + f" {task.name} run in {run_dir} with config:")
     print(config_lib.dump(cfg), flush=True)
     if not members:
@@ -67,10 +67,10 @@ def train_member(task, cfg, data, run, data_dir):
     member is reused, so an interrupted ensemble retrains nothing it has finished; its config must match."""
     run.lock()
     if run.finished:
-        run.require_same_config(cfg)
+        run.require_same_config(task, cfg)
     else:
         print(f"training ensemble member {run}", flush=True)
-        run.prepare(cfg, facts(data_dir, data))
+        run.prepare(task, cfg, facts(data_dir, data))
         train_model(task, cfg, data, run)
     run.unlock()
     return run.load_model()
@@ -160,7 +160,8 @@ def predict(task, inputs, run_dir=None, model_dir=None, options=None):
     from lstm_apps import export as export_lib
     from lstm_apps.tasks import cli_options
 
-    fixed = [flag for flag in cli_options(task.name).RUN_DIR_ONLY if options.get(flag) not in (None, False)]
+    fixed = [flag for flag in cli_options(task.name).RUN_DIR_ONLY if options.get(flag) is not None
+             and options.get(flag) is not False]
     if fixed:
         raise ConfigError(f"--{fixed[0].replace('_', '-')}: fixed when the model was exported; use --run-dir")
     saved_model_dir = resolve_saved_model(model_dir)
@@ -183,13 +184,16 @@ def signature_functions(module):
     return {name: signature(function, specs) for name, (function, specs) in module.endpoints().items()}
 
 
-def export(task, run_dir, export_dir):
+def export(task, run_dir, export_dir, portable_lstm=True):
+    """EXPORT_DIR/<version>/ for TF Serving; with `portable_lstm` (the CLI's only mode) every LSTM carries its generic
+    and its cuDNN kernel, so the export serves on CPU and GPU servers whatever machine writes it."""
     from lstm_apps import export as export_lib
 
     run = RunDir(run_dir)
     module = task.inference(run.config(task), run, {})
     return export_lib.write_saved_model(export_dir, module.trackables(), module.endpoints(), module.warmup_inputs(),
-                                        model_name=task.name.replace("-", "_"), serving_info=module.serving_info())
+                                        model_name=task.name.replace("-", "_"), serving_info=module.serving_info(),
+                                        portable_lstm=portable_lstm)
 
 
 def resolve_saved_model(model_dir):

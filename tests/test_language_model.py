@@ -3,6 +3,7 @@ model, generation and scoring, and the export answering like the Keras model in 
 import collections
 import json
 import math
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,13 +12,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_apps import training
 from lstm_apps.cli import main
 from lstm_apps.config import build_config
 from lstm_apps.inputs.text import EOS_ID, Vocabulary, read_corpus, stream
 from lstm_apps.metrics import Perplexity
+from lstm_apps.run_dir import RunDir
+from pipelines.language_model.inference import stream_log_likelihood
 from pipelines.language_model.model import build_network, inference_network, zero_states
-from pipelines.language_model.task import TASK, stream_log_likelihood
+from pipelines.language_model.task import TASK
 
 TRAIN = ["--set", "train.epochs=2", "data.train_tokens=200000"]
 
@@ -104,15 +106,30 @@ def test_predict_generates_reproducibly_and_scores_a_file(trained_run, tmp_path,
         math.exp(-scored["log_probability"] / 15))
 
 
+def test_a_run_dir_of_the_previous_release_still_loads(trained_run, tmp_path, capsys):
+    """The previous release named model.tie_embeddings model.tie_weights and wrote no metadata.json (its config held
+    the resolved data.dir): such a run dir evaluates as before."""
+    _, run_dir = trained_run
+    old = tmp_path / "old-run"
+    shutil.copytree(run_dir, old, ignore=shutil.ignore_patterns(".lock", "metrics-*.json"))
+    config = (old / "config.yaml").read_text()
+    assert "tie_embeddings: true" in config
+    (old / "config.yaml").write_text(config.replace("tie_embeddings:", "tie_weights:"))
+    (old / "metadata.json").unlink()
+    assert main(["language-model", "evaluate", "--run-dir", str(old), "--split", "valid"]) == 0
+    captured = capsys.readouterr()
+    assert "'model.tie_weights' is read as 'model.tie_embeddings'" in captured.err
+    assert main(["language-model", "evaluate", "--run-dir", str(run_dir), "--split", "validation"]) == 0
+    metrics = [json.loads(out.strip().splitlines()[-1]) for out in (captured.out, capsys.readouterr().out)]
+    for m in metrics:
+        m.pop("tokens_per_second")
+    assert metrics[0] == metrics[1] and metrics[0]["split"] == "valid"
+
+
 def keras_network(run_dir):
-    cfg = yaml_config(run_dir)
-    return inference_network(cfg, training.load_model(run_dir)), Vocabulary.from_json(
-        training.load_json(run_dir / "vocabulary.json"))
-
-
-def yaml_config(run_dir):
-    from lstm_apps.runner import load_run_config
-    return load_run_config(TASK, run_dir)
+    run = RunDir(run_dir)
+    return inference_network(run.config(TASK), run.load_model()), Vocabulary.from_json(
+        run.load_json("vocabulary.json"))
 
 
 def greedy_by_hand(run_dir, prompt, max_tokens):
@@ -178,10 +195,19 @@ def test_export_answers_like_the_keras_model_in_a_fresh_process(trained_run, tmp
     assert main(["language-model", "predict", "--model", str(tmp_path / "ex"), prompts[0],
                  "--temperature", "0", "--max-tokens", "12"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["continuation"] == served["continuations"][0]
+    text = tmp_path / "text.txt"  # an export scores a file sentence by sentence (no state across lines)
+    text.write_text("the company said it expects higher sales\nshares fell in new york trading\n")
+    assert main(["language-model", "predict", "--model", str(tmp_path / "ex"), "--score", str(text)]) == 0
+    scored = json.loads(capsys.readouterr().out.strip())
+    expected = sum(score_by_hand(run_dir, line)[0] for line in text.read_text().splitlines())
+    assert scored["context"] == "sentence" and scored["tokens"] == 15
+    assert scored["log_probability"] == pytest.approx(expected, rel=1e-4)
+    assert main(["language-model", "predict", "--model", str(tmp_path / "ex"), prompts[0], "--top-k", "3"]) == 2
+    assert "--top-k: fixed when the model was exported" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("overrides", [["model.units=24", "model.embedding_dim=8"],  # tied through a projection
-                                       ["model.units=16", "model.tie_weights=false"]])
+                                       ["model.units=16", "model.tie_embeddings=false"]])
 def test_tied_projected_and_untied_networks_share_weights_with_their_inference_twin(overrides):
     from pipelines.language_model.model import set_output_bias
 
@@ -195,7 +221,7 @@ def test_tied_projected_and_untied_networks_share_weights_with_their_inference_t
     logits = network([tf.constant(tokens), *zero_states(network, 2)])[0].numpy()
     assert logits.shape == (2, 9, 30)
     np.testing.assert_allclose(logits, stateful_logits, atol=1e-5)
-    tied = "model.tie_weights=false" not in overrides
+    tied = "model.tie_embeddings=false" not in overrides
     assert ("projection" in {layer.name for layer in trained.layers}) == tied
     if tied:  # the output matrix is the embedding matrix: one copy, no (vocab x hidden) output kernel
         assert sum(int(np.prod(w.shape)) == 30 * 8 for w in trained.weights) == 1

@@ -81,3 +81,26 @@ def test_help_and_the_parser_import_no_tensorflow():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_renamed_key_still_resumes_and_reads_with_a_notice(tmp_path, capsys):
+    """An unfinished run dir of the previous release (config.yaml with model.tie_weights) resumes under the same
+    configuration spelled with the new key, and its config reads with a one-line notice."""
+    import yaml
+
+    from lstm_apps.config import build_config
+    from lstm_apps.errors import ConfigError
+    from pipelines.language_model.task import TASK
+
+    cfg = build_config(TASK.presets_dir, "quick")
+    old = yaml.safe_load(yaml.safe_dump(cfg))
+    old["model"]["tie_weights"] = old["model"].pop("tie_embeddings")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    run = RunDir(tmp_path)
+    assert run.prepare(TASK, cfg, {}) is True, "resuming"
+    assert run.config(TASK) == cfg
+    assert capsys.readouterr().err.strip() == (f"notice: {tmp_path / 'config.yaml'}: 'model.tie_weights' is read as "
+                                               f"'model.tie_embeddings' (renamed)")
+    cfg["model"]["tie_embeddings"] = not cfg["model"]["tie_embeddings"]
+    with pytest.raises(ConfigError, match="different value for 'model.tie_embeddings'"):
+        run.prepare(TASK, cfg, {})

@@ -1,17 +1,17 @@
 """Word-level corpora (PTB, WikiText-2, or any train/valid/test set of text files), detected from the folder.
 
 Layouts: `ptb` (ptb.{train,valid,test}.txt), `wikitext` (wiki.{train,valid,test}.tokens), `plain`
-({train,valid,test}.txt). The vocabulary comes from the training split only.
+({train,valid,test}.txt); the split names on disk are the canonical ones. The vocabulary comes from the training
+split only. The reader never writes into the config.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstm_apps.errors import ConfigError, DataError
-from lstm_apps.inputs.download import fetch, resolve_data_dir
+from lstm_apps.inputs.download import fetch
 from lstm_apps.inputs.text import Vocabulary, read_corpus
 
-SPLITS = ("train", "valid", "test")
-SPLIT_ALIASES = {"validation": "valid"}
+SPLITS = ("train", "valid", "test")  # lstm_apps.config.canonical_split names, also the files' names
 # layout -> file name pattern of a split
 LAYOUTS = {
     "ptb": "ptb.{split}.txt",
@@ -28,18 +28,28 @@ DOWNLOADS = {
 
 @dataclass
 class CorpusData:
+    """The splits read: their tokens and, when the training split was read, its vocabulary and every split's ids
+    under it."""
     layout: str
-    vocabulary: Vocabulary
-    files: dict = field(default_factory=dict)       # split -> path
+    files: dict                                     # split -> path (all three splits)
+    tokens: dict = field(default_factory=dict)      # split -> tokens (<eos> after every line), train maybe cut
+    vocabulary: Vocabulary = None                   # of the training split; None when it was not read
     ids: dict = field(default_factory=dict)         # split -> int32 ids (no leading <eos>; see text.stream)
     oov_tokens: dict = field(default_factory=dict)  # split -> tokens mapped to <unk> that are not in the vocabulary
 
+    def encode(self, split, vocabulary):
+        """(ids, out-of-vocabulary count) of a split under `vocabulary` (a trained run's)."""
+        if self.vocabulary is not None and vocabulary.words == self.vocabulary.words:
+            return self.ids[split], self.oov_tokens[split]
+        return vocabulary.encode(self.tokens[split])
 
-def split_name(split):
-    split = SPLIT_ALIASES.get(split, split)
-    if split not in SPLITS:
-        raise ConfigError(f"--split {split}: expected one of {', '.join(SPLITS)}")
-    return split
+    @property
+    def facts(self):
+        """What the run's metadata records: the layout found, token counts, the vocabulary's size."""
+        facts = {"layout": self.layout, "tokens": {split: len(tokens) for split, tokens in self.tokens.items()}}
+        if self.vocabulary is not None:
+            facts.update(vocabulary_size=len(self.vocabulary), oov_tokens=dict(self.oov_tokens))
+        return facts
 
 
 def download(name, cache_dir=None):
@@ -69,18 +79,20 @@ def split_files(data_dir, layout):
     return files
 
 
-def load(cfg, vocabulary=None, splits=SPLITS):
-    """Read and encode the corpus; the vocabulary is built from train unless one is given (a trained run's)."""
-    data_cfg = cfg["data"]
-    data_dir = resolve_data_dir(data_cfg, download)
-    layout = detect_layout(data_dir)
-    files = split_files(data_dir, layout)
-    tokens = {split: read_corpus(files[split], data_cfg["lowercase"]) for split in splits}
-    if "train" in tokens and data_cfg["train_tokens"] > 0:
-        tokens["train"] = tokens["train"][: data_cfg["train_tokens"]]
-    if vocabulary is None:
-        vocabulary = Vocabulary.from_tokens(tokens["train"], data_cfg["max_vocab"])
-    data = CorpusData(layout, vocabulary, files)
+def load(cfg, data_dir, splits=SPLITS):
+    """Read `splits` of the corpus in `data_dir` (every file checked); with the training split, build its
+    vocabulary and encode every split read. The config is only read."""
     for split in splits:
-        data.ids[split], data.oov_tokens[split] = vocabulary.encode(tokens[split])
+        if split not in SPLITS:
+            raise ConfigError(f"--split {split}: expected one of {', '.join(SPLITS)}")
+    data_cfg = cfg["data"]
+    layout = detect_layout(data_dir)
+    data = CorpusData(layout, split_files(data_dir, layout))
+    data.tokens = {split: read_corpus(data.files[split], data_cfg["lowercase"]) for split in splits}
+    if "train" in data.tokens and data_cfg["train_tokens"] > 0:
+        data.tokens["train"] = data.tokens["train"][: data_cfg["train_tokens"]]
+    if "train" in data.tokens:
+        data.vocabulary = Vocabulary.from_tokens(data.tokens["train"], data_cfg["max_vocab"])
+        for split in splits:
+            data.ids[split], data.oov_tokens[split] = data.vocabulary.encode(data.tokens[split])
     return data

@@ -30,7 +30,7 @@ def build_network(cfg, vocab_size, batch_size=None, stateful=False):
         state_inputs = [keras.Input(batch_shape=(batch_size, model_cfg["units"]), name=f"state_{index}")
                         for index in range(model_cfg["layers"] * stack.states_per_layer)]
         outputs, *states = stack(hidden, mask=keras.ops.not_equal(tokens, PAD_ID), initial_state=state_inputs)
-    if model_cfg["tie_weights"]:
+    if model_cfg["tie_embeddings"]:
         if model_cfg["units"] != model_cfg["embedding_dim"]:
             outputs = keras.layers.Dense(model_cfg["embedding_dim"], name="projection")(outputs)
         logits = embedding(outputs, reverse=True)
