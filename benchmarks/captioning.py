@@ -17,14 +17,14 @@ What it measures (every model is untrained: random initialisation, weights `none
    mobilenet_v2 (avg pool, 1280) at 224x224, and the quick preset's trainable conv frame encoder
    (`pipelines.captioning.model.build_frame_encoder`, 64x64 -> 128), on random uint8 frame batches with
    `predict_on_batch` (the compiled predict step); one untimed call, then --feature-calls timed calls (median).
-3. train: `pipelines.captioning.model.build_captioner(cfg, vocab, clip_shape)` for s2vt and sa-lstm, compiled as
-   `CaptioningTask.train` compiles it (adam + global-norm clipping, MaskedCrossEntropy, Perplexity), stepped with
+3. train: `lstm_apps.runner.compiled_model(TASK, cfg, ...)` for s2vt and sa-lstm (the task's `build_model`,
+   compiled as `train` compiles it: adam + global-norm clipping, MaskedCrossEntropy, Perplexity), stepped with
    `train_on_batch` on random data: the quick preset (uint8 frames 8x64x64x3 through the conv encoder, batch 32,
    the generated clips' vocabulary) and the full preset (VGG16-like features 80x4096, batch 64, the MSVD S2VT
    train split's vocabulary at min count 2), each caption --caption-words words + <eos> (no padding). --warmup
    untimed steps after the first (tracing) one, then --train-steps (--full-steps for the full preset) timed steps
    (median). --full-archs picks the architectures at the full preset's sizes (--quick: s2vt only).
-4. caption: `pipelines.captioning.task.Captioner(model, words, cfg).caption_graph(beam)(features)` on one batch
+4. caption: `pipelines.captioning.inference.Captioner(model, words, cfg).decode_graph(beam)(features)` on one batch
    of --caption-batch clips' features, beams 1 (greedy), 3 and 5 (--beams), with a freshly built untrained
    captioner of each preset and architecture (the full preset's Captioner gets `weights: none`, so a backbone it
    builds is a random VGG16; the detail column gives its construction time, not part of the figure). Untrained
@@ -226,34 +226,55 @@ def time_features(args, quick_cfg, out):
 
 
 # --------------------------------------------------------------------------------------------- 3. train
+def sized_vocabulary(size):
+    """A vocabulary of `size` words (the specials and placeholders): only its size shapes the model."""
+    from lstm_apps.inputs.text import SPECIALS, Vocabulary
+
+    return Vocabulary([*SPECIALS, *(f"w{i}" for i in range(size - len(SPECIALS)))])
+
+
 def captioning_configs(args, generated_dir):
-    """{preset: (cfg, vocab size, clip shape)} for the presets to run, both architectures to set later."""
+    """{preset: (config overrides, vocabulary, clip shape, where the vocabulary comes from)} for the presets to run;
+    each architecture's config is built from them (`preset_config`)."""
     from lstm_apps.config import build_config
-    from lstm_apps.inputs.text import Vocabulary
     from pipelines.captioning import data as data_lib
+    from pipelines.captioning.pipeline import build_vocabulary
     from pipelines.captioning.task import TASK
 
     setups = {}
     cfg = build_config(TASK.presets_dir, "quick")
-    train = data_lib.load(generated_dir, (cfg["data"]["train_split"],)).references[cfg["data"]["train_split"]]
-    vocab = len(Vocabulary.from_tokens([w for refs in train.values() for s in refs for w in s.split()],
-                                       min_count=cfg["data"]["min_count"]))
+    train_split = cfg["data"]["train_split"]
+    train = data_lib.read_captions(generated_dir, (train_split,)).references[train_split]
+    vocabulary = build_vocabulary(train, cfg["data"]["min_count"])
     size = cfg["features"]["size"]
-    setups["quick"] = (cfg, vocab, (cfg["data"]["num_frames"], size, size, 3), "generated clips' vocabulary")
+    setups["quick"] = ([], vocabulary, (cfg["data"]["num_frames"], size, size, 3), "generated clips' vocabulary")
     if args.full_steps:
-        cfg = build_config(TASK.presets_dir, "full")
-        cfg["features"]["weights"] = "none"  # nothing to download; Captioner builds the (unused) backbone
-        vocab, source = args.full_vocab, "--full-vocab"
+        overrides = ["features.weights=none"]  # nothing to download; Captioner builds the (unused) backbone
+        cfg = build_config(TASK.presets_dir, "full", overrides=overrides)
+        vocabulary, source = sized_vocabulary(args.full_vocab) if args.full_vocab else None, "--full-vocab"
         split = _common.default_data_dir("msvd") / "s2vt_split"
-        if not vocab and (split / data_lib.MAP_FILE).is_file():
-            refs = data_lib.load(split, (cfg["data"]["train_split"],)).references[cfg["data"]["train_split"]]
-            vocab = len(Vocabulary.from_tokens([w for r in refs.values() for s in r for w in s.split()],
-                                               min_count=cfg["data"]["min_count"]))
+        if vocabulary is None and (split / data_lib.MAP_FILE).is_file():
+            refs = data_lib.read_captions(split, (train_split,)).references[train_split]
+            vocabulary = build_vocabulary(refs, cfg["data"]["min_count"])
             source = f"MSVD S2VT train split, min count {cfg['data']['min_count']}"
-        elif not vocab:
-            vocab, source = MSVD_VOCAB_FALLBACK, "S2VT split not found: the MSVD figure"
-        setups["full"] = (cfg, vocab, (cfg["data"]["num_frames"], 4096), source)
+        elif vocabulary is None:
+            vocabulary, source = sized_vocabulary(MSVD_VOCAB_FALLBACK), "S2VT split not found: the MSVD figure"
+        setups["full"] = (overrides, vocabulary, (cfg["data"]["num_frames"], 4096), source)
     return setups
+
+
+def preset_config(preset, overrides, arch):
+    from lstm_apps.config import build_config
+    from pipelines.captioning.task import TASK
+
+    return build_config(TASK.presets_dir, preset, overrides=[*overrides, f"model.name={arch}"])
+
+
+def model_input(clip_shape):
+    """What `build_model` reads from the task's data: the shape of one clip's array (the batches are random)."""
+    import types
+
+    return types.SimpleNamespace(clip_shape=clip_shape)
 
 
 def random_batches(rng, clip_shape, batch, vocab, words, count=2):
@@ -274,25 +295,17 @@ def random_batches(rng, clip_shape, batch, vocab, words, count=2):
 
 
 def time_training(preset, arch, setup, args, rng, out):
-    """Build, compile as CaptioningTask.train does, time train_on_batch."""
-    import copy
-
+    """Build and compile as `train` does (`runner.compiled_model`), time train_on_batch."""
     import keras
-    from lstm_apps import training
-    from lstm_apps.inputs.text import PAD_ID
-    from lstm_apps.losses import MaskedCrossEntropy
-    from lstm_apps.metrics import Perplexity
-    from pipelines.captioning.model import build_captioner
+    from lstm_apps import runner
+    from pipelines.captioning.task import TASK
 
-    cfg, vocab, clip_shape, vocab_source = setup
-    cfg = copy.deepcopy(cfg)
-    cfg["model"]["architecture"] = arch
+    overrides, vocabulary, clip_shape, vocab_source = setup
+    vocab = len(vocabulary)
+    cfg = preset_config(preset, overrides, arch)
     train_cfg = cfg["train"]
     keras.utils.set_random_seed(args.seed)
-    model = build_captioner(cfg, vocab, clip_shape)
-    model.compile(optimizer=training.make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"],
-                                                    train_cfg["clipnorm"]),
-                  loss=MaskedCrossEntropy(PAD_ID, train_cfg["label_smoothing"]), metrics=[Perplexity(mask_id=PAD_ID)])
+    model = runner.compiled_model(TASK, cfg, model_input(clip_shape), vocabulary)
     batch = train_cfg["batch_size"]
     batches = random_batches(rng, clip_shape, batch, vocab, args.caption_words)
     steps = args.train_steps if preset == "quick" else args.full_steps
@@ -322,25 +335,20 @@ def time_training(preset, arch, setup, args, rng, out):
 
 # --------------------------------------------------------------------------------------------- 4. caption
 def time_captioning(preset, arch, setup, args, rng, out):
-    """caption_graph(beam) clips/s of an untrained captioner (built as `build_captioner` builds it)."""
-    import copy
-
+    """decode_graph(beam) clips/s of an untrained captioner (the task's `build_model`, its inference module)."""
     import keras
     import numpy as np
     import tensorflow as tf
-    from lstm_apps.inputs.text import SPECIALS
     from pipelines.captioning.features import TRAINABLE
-    from pipelines.captioning.model import build_captioner
-    from pipelines.captioning.task import Captioner
+    from pipelines.captioning.inference import Captioner
+    from pipelines.captioning.task import TASK
 
-    cfg, vocab, clip_shape, _ = setup
-    cfg = copy.deepcopy(cfg)
-    cfg["model"]["architecture"] = arch
+    overrides, vocabulary, clip_shape, _ = setup
+    cfg = preset_config(preset, overrides, arch)
     keras.utils.set_random_seed(args.seed)
-    model = build_captioner(cfg, vocab, clip_shape)
-    words = [*SPECIALS, *(f"w{i}" for i in range(vocab - len(SPECIALS)))]
+    model = TASK.build_model(cfg, model_input(clip_shape), vocabulary)
     start = time.perf_counter()
-    captioner = Captioner(model, words, cfg)
+    captioner = Captioner(model, vocabulary.words, cfg)
     build_s = time.perf_counter() - start
     batch, num_frames = args.caption_batch, cfg["data"]["num_frames"]
     if cfg["features"]["backbone"] == TRAINABLE:
@@ -351,7 +359,7 @@ def time_captioning(preset, arch, setup, args, rng, out):
                                tf.float32)
     built = f"; Captioner built in {build_s:.1f} s" if cfg["features"]["backbone"] != TRAINABLE else ""
     for beam in args.beams:
-        graph = captioner.caption_graph(beam)
+        graph = captioner.decode_graph(beam)
         start = time.perf_counter()
         outputs = graph(features)
         first_s = time.perf_counter() - start
@@ -375,7 +383,7 @@ def main(argv=None):
     import keras
     import numpy as np
     import tensorflow as tf
-    tf.get_logger().setLevel("ERROR")  # each caption_graph(beam) traces once: TF's retracing warning is expected
+    tf.get_logger().setLevel("ERROR")  # each decode_graph(beam) traces once: TF's retracing warning is expected
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]

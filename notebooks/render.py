@@ -29,7 +29,8 @@ PARAMETERS = {
     "video_captioning": {"LSTM_APPS_NOTEBOOK_CLIPS": 6, "LSTM_APPS_NOTEBOOK_EPOCHS": 3},
 }
 STDERR_NOISE = re.compile(r"warning|warn\(|absl|tensorflow|cuda|oneDNN", re.IGNORECASE)
-LOG_LINE = re.compile(r"^(INFO|WARNING):(tensorflow|absl):")  # TensorFlow's Python logging, on any stream
+# TensorFlow's Python logging, and its C++ runtime's absl lines (the kernel captures file descriptor 2 too)
+LOG_LINE = re.compile(r"^((INFO|WARNING):(tensorflow|absl):|[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages)")
 
 
 def execute(name, work_dir, timeout=900):
@@ -63,6 +64,18 @@ def final_state(text):
     return "\n".join(lines)
 
 
+def merged_streams(outputs):
+    """Consecutive outputs of one stream joined (a progress bar may arrive in many kernel messages)."""
+    merged = []
+    for output in outputs:
+        if (output.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
+                and merged[-1]["name"] == output["name"]):
+            merged[-1]["text"] += output["text"]
+        else:
+            merged.append(output)
+    return merged
+
+
 def normalise(nb, work_dir):
     """The executed notebook without this machine in it (see the module docstring); changes `nb` in place."""
     replacements = [(str(Path(work_dir).resolve()), "WORK_DIR"), (str(work_dir), "WORK_DIR"),
@@ -79,7 +92,7 @@ def normalise(nb, work_dir):
         if cell.cell_type != "code":
             continue
         outputs = []
-        for output in cell.get("outputs", []):
+        for output in merged_streams(cell.get("outputs", [])):
             if output.get("output_type") == "stream":
                 if output["name"] == "stderr" and STDERR_NOISE.search(output["text"]):
                     continue

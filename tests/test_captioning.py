@@ -13,8 +13,11 @@ import tensorflow as tf
 
 from lstm_apps.cli import main
 from lstm_apps.inputs.text import EOS_ID, PAD_ID, Vocabulary
+from lstm_apps.run_dir import RunDir
 from pipelines.captioning import synthetic
-from pipelines.captioning.task import TASK, coco_scores, examples, most_frequent_caption
+from pipelines.captioning.pipeline import examples
+from pipelines.captioning.scoring import coco_scores, most_frequent_caption
+from pipelines.captioning.task import TASK
 
 
 # ------------------------------------------------------------------------------------------------ pieces
@@ -116,7 +119,7 @@ def test_sa_lstm_captions_unseen_combinations_far_above_the_baseline(sa_lstm_run
 
 @pytest.mark.slow
 def test_s2vt_learns_from_the_clips(clips, tmp_path, capsys):
-    run_dir = train(clips, tmp_path / "run", "model.architecture=s2vt", "train.epochs=6")
+    run_dir = train(clips, tmp_path / "run", "model.name=s2vt", "train.epochs=6")
     rows = (run_dir / "history.csv").read_text().splitlines()
     losses = [float(dict(zip(rows[0].split(","), r.split(",")))["loss"]) for r in rows[1:]]
     assert losses[-1] < losses[0] / 2
@@ -141,10 +144,10 @@ FRESH_PROCESS = textwrap.dedent("""
 def test_predict_and_export_caption_alike_from_videos_features_and_a_fresh_process(sa_lstm_run, clips, tmp_path,
                                                                                    capsys):
     from lstm_apps.inputs.video import read_frames
-    from lstm_apps.runner import load_run_config
 
     videos = sorted((clips / "videos").glob("green_circle_*_0.mp4")) + sorted((clips / "videos").glob("red_*_1.mp4"))
-    captioner = TASK.captioner(load_run_config(TASK, sa_lstm_run), sa_lstm_run)
+    run = RunDir(sa_lstm_run)
+    captioner = TASK.inference(run.config(TASK), run, {})
     frames = np.stack([read_frames(v, captioner.num_frames, size=captioner.frame_shape[:2]) for v in videos])
     features = captioner.features(tf.constant(frames)).numpy()
     np.save(tmp_path / "frames.npy", frames)
@@ -188,9 +191,32 @@ def test_a_clip_shorter_than_num_frames_is_sampled_with_repetition(sa_lstm_run, 
     assert json.loads(capsys.readouterr().out)["caption"].split()[-1] == "up"
 
 
+@pytest.mark.slow
+def test_a_run_dir_of_the_previous_release_still_loads(sa_lstm_run, clips, tmp_path, capsys):
+    """The release before had `model.architecture` and no metadata.json: its run dirs predict as they did."""
+    import shutil
+
+    import yaml
+
+    video = str(sorted((clips / "videos").glob("green_circle_*_0.mp4"))[0])
+    old = tmp_path / "old-run"
+    shutil.copytree(sa_lstm_run, old, ignore=shutil.ignore_patterns("metrics-*", "captions-*"))
+    (old / "metadata.json").unlink()
+    saved = yaml.safe_load((old / "config.yaml").read_text())
+    saved["model"]["architecture"] = saved["model"].pop("name")
+    saved["data"]["dir"] = str(clips)  # that release wrote the data folder it read into the config
+    (old / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    capsys.readouterr()
+    assert main(["captioning", "predict", "--run-dir", str(sa_lstm_run), video]) == 0
+    expected = capsys.readouterr().out
+    assert main(["captioning", "predict", "--run-dir", str(old), video]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == expected and "'model.architecture' is read as 'model.name'" in printed.err
+
+
 def test_without_a_data_dir_the_generated_clips_are_written_once_into_the_keras_cache(tmp_path, monkeypatch):
     from lstm_apps.errors import DataError
-    from pipelines.captioning.task import download
+    from pipelines.captioning.data import download
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     folder = download("generated")

@@ -54,7 +54,7 @@ def all_project_models():
     words = np.array([[2, 5, 6, 7], [2, 8, 0, 0]], "int32")  # right-padded, <eos>-first captions
     for architecture, layers in itertools.product(ARCHITECTURES, (1, 2)):
         caption_cfg = build_config(CAPTIONING_TASK.presets_dir, "full", overrides=[
-            f"model.architecture={architecture}", "model.units=16", "model.embedding_dim=8", f"model.layers={layers}"])
+            f"model.name={architecture}", "model.units=16", "model.embedding_dim=8", f"model.layers={layers}"])
         captioner = build_captioner(caption_cfg, 30, (5, 12))
         yield f"captioning/training/{architecture}/layers={layers}", captioner, [np.zeros((2, 5, 12), "float32"), words]
         if architecture == "sa-lstm":

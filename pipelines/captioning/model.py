@@ -1,4 +1,4 @@
-"""Two captioning models on the shared layers, registered in ARCHITECTURES (`model.architecture`).
+"""Two captioning models on the shared layers, registered in ARCHITECTURES (`model.name`).
 
 - `s2vt` (Venugopalan et al. 2015, "Sequence to Sequence - Video to Text"): one LSTM stack reads the frame
   features, then emits the words. Each step's input is [frame features; word embedding] with the half that does
@@ -8,7 +8,7 @@
 
 `build_captioner` returns the model `fit` trains: [clip, words_in] -> logits, where clip is features
 float32[batch, T, D], or frames uint8[batch, T, H, W, 3] with the trainable `conv` frame encoder
-(`frame_encoder`, applied to every frame). Decoding (`pipelines.captioning.task.Captioner`) steps the same layers
+(`frame_encoder`, applied to every frame). Decoding (`pipelines.captioning.inference.Captioner`) steps the same layers
 through the architecture's `encode` and `step`.
 """
 import keras
@@ -113,7 +113,7 @@ def frames_mask(memory):
     return ops.ones_like(memory[..., 0], dtype="bool")
 
 
-# model.architecture -> the model
+# model.name -> the model
 ARCHITECTURES = {"s2vt": S2VT(), "sa-lstm": SALSTM()}
 
 
@@ -126,5 +126,5 @@ def build_captioner(cfg, vocab_size, clip_shape):
     features = clip
     if cfg["features"]["backbone"] == TRAINABLE:
         features = keras.layers.TimeDistributed(build_frame_encoder(cfg["features"]), name="frames")(clip)
-    logits = ARCHITECTURES[model_cfg["architecture"]].outputs(model_cfg, vocab_size, features, words)
-    return keras.Model([clip, words], logits, name=f"captioner_{model_cfg['architecture'].replace('-', '_')}")
+    logits = ARCHITECTURES[model_cfg["name"]].outputs(model_cfg, vocab_size, features, words)
+    return keras.Model([clip, words], logits, name=f"captioner_{model_cfg['name'].replace('-', '_')}")
