@@ -5,16 +5,16 @@ A "word" is a whitespace-separated word of the raw text, source and target count
 depends on the SentencePiece vocabulary; words do not, so presets compare).
 
 * training: one optimizer step (forward, label-smoothed masked cross-entropy, backward, Adam with global-norm
-  clipping: compiled exactly as `TranslationTask.train` compiles it) of
-  `pipelines.translation.model.build_translator` on real batches from the task's own pipeline
+  clipping: `lstm_apps.runner.compiled_model`, the model `train` fits) of the task's network on real batches from
+  the task's own pipeline
   (`encode_pairs` + `batches`: bucketed, right-padded, about `train.batch_tokens` tokens each, shuffled). The
   batches are made first, so only the step is timed (`train_on_batch`: the compiled train step `fit` runs). Warm-up: one
   step per padded length (bucket) that occurs, then --warmup more; then --steps timed steps (--full-steps for the
   full preset's sizes; each preset's SentencePiece models are trained on its training pairs with its vocabulary
-  sizes, as `train` trains them). words/s = the words of the timed batches / their total time.
-* decoding: `TextTranslator.translate_graph(beam)` (the graph `evaluate`, `predict` and the export run: subwords,
-  encoder, greedy or beam search, detokenization) on one batch of the first --sentences sentences of
-  test_2016_flickr; one untimed call (tracing), then --decode-calls timed calls (median). The model is
+  sizes by the task's `prepare_run`, as `train` trains them). words/s = the words of the timed batches / their total time.
+* decoding: `TextTranslator.translate_graph(beam)` (the inference module's graph that `evaluate`, `predict` and
+  the export run: subwords, encoder, greedy or beam search, detokenization) on one batch of the first --sentences
+  sentences of test_2016_flickr; one untimed call (tracing), then --decode-calls timed calls (median). The model is
   `--run-dir`'s trained one, else an untrained quick-preset network (said in the output: an untrained model's
   translations have other lengths than a trained one's, and decoding time grows with them).
 * input pipeline: `encode_pairs` (SentencePiece in the graph over every training pair of the quick preset) and
@@ -62,8 +62,8 @@ _SETUPS = {}
 
 
 def preset_setup(preset, data_dir, work_dir):
-    """(cfg, training pairs, source tokenizer, target tokenizer) of a preset, its SentencePiece models trained on
-    its training pairs as `train` trains them (once per preset)."""
+    """(cfg, training data, training pairs, {"source", "target"} tokenizers) of a preset, its SentencePiece models
+    trained on its training pairs by the task's `prepare_run`, as `train` trains them (once per preset)."""
     if preset not in _SETUPS:
         _SETUPS[preset] = _preset_setup(preset, data_dir, work_dir)
     cfg, *rest = _SETUPS[preset]
@@ -72,19 +72,13 @@ def preset_setup(preset, data_dir, work_dir):
 
 def _preset_setup(preset, data_dir, work_dir):
     from lstm_apps.config import build_config
-    from lstm_apps.inputs.subwords import SubwordTokenizer, train_sentencepiece
     from pipelines.translation.task import TASK
 
     cfg = build_config(TASK.presets_dir, preset)
-    cfg["data"]["dir"] = str(Path(data_dir).resolve())
-    data = TASK.load_data(cfg)
-    pairs = data.pairs[cfg["data"]["train_split"]]
-    tokenizers = []
-    for side, name in ((0, "source"), (1, "target")):
-        proto = train_sentencepiece([pair[side] for pair in pairs], Path(work_dir) / f"{preset}-{name}.model",
-                                    cfg["tokenizer"][f"{name}_vocab"], cfg["tokenizer"]["model_type"])
-        tokenizers.append(SubwordTokenizer(proto))
-    return cfg, pairs, tokenizers[0], tokenizers[1]
+    data = TASK.read_data(cfg, Path(data_dir).resolve(), ("train",))
+    subword_dir = Path(work_dir) / preset
+    subword_dir.mkdir(parents=True, exist_ok=True)
+    return cfg, data, data.pairs["train"], TASK.prepare_run(cfg, data, subword_dir)
 
 
 def batch_words(batch, source_tokenizer, target_tokenizer):
@@ -104,15 +98,13 @@ def time_training(preset, args, work_dir):
     """Median ms/step, words/s, pairs/s of `--steps` (or `--full-steps`) training steps at a preset's sizes."""
     import keras
     import tensorflow as tf
-    from lstm_apps import training
-    from lstm_apps.inputs.subwords import PAD_ID
-    from lstm_apps.losses import MaskedCrossEntropy
-    from lstm_apps.metrics import Perplexity
-    from pipelines.translation.model import build_translator
-    from pipelines.translation.task import batches, encode_pairs
+    from lstm_apps import runner
+    from pipelines.translation.pipeline import batches, encode_pairs
+    from pipelines.translation.task import TASK
 
     steps = args.steps if preset == "quick" else args.full_steps
-    cfg, pairs, source_tokenizer, target_tokenizer = preset_setup(preset, args.data_dir, work_dir)
+    cfg, data, pairs, tokenizers = preset_setup(preset, args.data_dir, work_dir)
+    source_tokenizer, target_tokenizer = tokenizers["source"], tokenizers["target"]
     data_cfg, train_cfg = cfg["data"], cfg["train"]
     source, target, _ = encode_pairs(pairs, source_tokenizer, target_tokenizer, data_cfg["max_length"])
     epoch = list(batches(source, target, train_cfg, data_cfg["max_length"], shuffle=True))
@@ -123,10 +115,7 @@ def time_training(preset, args, work_dir):
     timed_words = [batch_words(batch, source_tokenizer, target_tokenizer) for batch in timed]
 
     keras.utils.set_random_seed(args.seed)
-    model = build_translator(cfg, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
-    model.compile(optimizer=training.make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"],
-                                                    train_cfg["clipnorm"]),
-                  loss=MaskedCrossEntropy(PAD_ID, train_cfg["label_smoothing"]), metrics=[Perplexity(mask_id=PAD_ID)])
+    model = runner.compiled_model(TASK, cfg, data, tokenizers)
     start = time.perf_counter()
     for x, y in shapes.values():
         model.train_on_batch(x, y)
@@ -153,9 +142,10 @@ def time_training(preset, args, work_dir):
 
 def time_pipeline(args, work_dir):
     """encode_pairs words/s and one pass over batches(...) words/s, quick preset."""
-    from pipelines.translation.task import batches, encode_pairs
+    from pipelines.translation.pipeline import batches, encode_pairs
 
-    cfg, pairs, source_tokenizer, target_tokenizer = preset_setup("quick", args.data_dir, work_dir)
+    cfg, _, pairs, tokenizers = preset_setup("quick", args.data_dir, work_dir)
+    source_tokenizer, target_tokenizer = tokenizers["source"], tokenizers["target"]
     max_length = cfg["data"]["max_length"]
     all_words = words(s for s, _ in pairs) + words(t for _, t in pairs)
     start = time.perf_counter()
@@ -178,23 +168,23 @@ def time_decoding(args, work_dir):
     import keras
     import numpy as np
     import tensorflow as tf
-    from lstm_apps import runner
-    from pipelines.translation import data as data_lib
-    from pipelines.translation.model import build_translator
-    from pipelines.translation.task import TASK, TextTranslator
+    from lstm_apps.run_dir import RunDir
+    from pipelines.translation.inference import TextTranslator
+    from pipelines.translation.task import TASK
 
     if args.run_dir:
-        cfg = runner.load_run_config(TASK, args.run_dir)
-        model = TASK.text_translator(cfg, Path(args.run_dir))
+        run = RunDir(args.run_dir)
+        cfg = run.config(TASK)
+        model = TASK.inference(cfg, run, {})
         which = f"trained model of {args.run_dir}"
     else:
-        cfg, _, source_tokenizer, target_tokenizer = preset_setup("quick", args.data_dir, work_dir)
+        cfg, data, _, tokenizers = preset_setup("quick", args.data_dir, work_dir)
         keras.utils.set_random_seed(args.seed)
-        network = build_translator(cfg, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
-        model = TextTranslator(network, source_tokenizer, target_tokenizer, cfg["decode"])
+        network = TASK.build_model(cfg, data, tokenizers)
+        model = TextTranslator(network, tokenizers["source"], tokenizers["target"], cfg["decode"])
         which = "UNTRAINED quick-preset network (no --run-dir)"
-    cfg["data"]["dir"] = str(Path(args.data_dir).resolve())
-    test = data_lib.load(cfg, ("test_2016_flickr",)).pairs["test_2016_flickr"][: args.sentences]
+    test = TASK.read_data(cfg, Path(args.data_dir).resolve(), ("test_2016_flickr",)).pairs["test_2016_flickr"]
+    test = test[: args.sentences]
     sentences = tf.constant([s for s, _ in test])
     source_words = words(s for s, _ in test)
     rows = []

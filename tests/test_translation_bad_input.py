@@ -71,7 +71,24 @@ def test_predict_rejects_empty_sentences_and_truncates_long_ones_with_a_warning(
     assert code == 0
     assert err.splitlines()[-1].startswith("warning: input 1:") and "truncated to the model's limit of 11" in err
     assert [json.loads(line)["input"] for line in out.strip().splitlines()] == [long_sentence, "a dog ."]
-    code, err, _ = run(capsys, "predict", "--run-dir", str(run_dir), "a dog .", "--beam", "0")
-    assert_one_line(code, err, "--beam 0: expected a positive integer")
+    with pytest.raises(SystemExit) as exit_info:  # --beam is checked by argparse (lstm_apps.config.positive_int)
+        main(["translation", "predict", "--run-dir", str(run_dir), "a dog .", "--beam", "0"])
+    assert_one_line(exit_info.value.code, capsys.readouterr().err.strip(),
+                    "argument --beam: expected a positive integer, got '0'")
     code, err, _ = run(capsys, "evaluate", "--run-dir", str(run_dir), "--split", "test_2099")
     assert_one_line(code, err, "no split 'test_2099'")
+
+
+def test_a_run_dir_without_metadata_still_evaluates_and_predicts(small_corpus, tmp_path, capsys):
+    """The previous release wrote no metadata.json: the data folder is then the config's data.dir."""
+    run_dir = tmp_path / "run"
+    assert train(capsys, small_corpus, run_dir)[0] == 0
+    (run_dir / "metadata.json").unlink()
+    code, err, out = run(capsys, "evaluate", "--run-dir", str(run_dir), "--split", "val")
+    assert code == 0, err
+    metrics = json.loads(out.strip().splitlines()[-1])
+    assert metrics["split"] == "valid" and metrics["sentences"] == 15
+    assert json.loads((run_dir / "metrics-valid.json").read_text()) == metrics
+    code, err, out = run(capsys, "predict", "--run-dir", str(run_dir), "a dog runs on the grass .")
+    assert code == 0, err
+    assert json.loads(out)["input"] == "a dog runs on the grass ."
