@@ -7,9 +7,10 @@ Resuming uses no Keras internals. history.csv is the run's memory (`lstm_apps.hi
 stopping and the learning-rate decay are pure functions of its rows (`best_row`, `should_stop`, `decays`,
 `decayed_learning_rate`, each mirroring the Keras 3.15 callback it replaces: ModelCheckpoint(save_best_only),
 EarlyStopping and ReduceLROnPlateau, min_delta 0, cooldown 0), and `RunMonitor` applies them after every epoch. So
-a resumed run decides exactly as an uninterrupted one would, by construction. The backup (`Backup`, `restore_backup`) holds the
-model's and the optimizer's variables and the epoch to resume at; `fit` restores it before `model.fit(initial_epoch=)`
-and cuts history.csv back to the epochs before that one, so the history always describes the weights in the backup.
+a resumed run decides exactly as an uninterrupted one would, by construction. The backup (`Backup`,
+`restore_backup`) holds the model's and the optimizer's variables and the epoch to resume at; `fit` restores it
+before `model.fit(initial_epoch=)` and cuts history.csv back to the epochs before that one, so the history always
+describes the weights in the backup.
 """
 import math
 import os
@@ -22,14 +23,12 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from lstm_apps.config import write_atomic  # noqa: F401
 from lstm_apps.errors import ConfigError
 from lstm_apps.history import (append_history, best_row, check_mode, decayed_learning_rate, decays,  # noqa: F401
                                keep_history_before, plot_learning_curve, read_history, should_stop)
 
-# re-exported while the tasks move to lstm_apps.run_dir  TODO remove
-from lstm_apps.run_dir import (BACKUP_DIR, BEST_WEIGHTS_FILE, CONFIG_FILE, HISTORY_FILE, MODEL_FILE,  # noqa: F401
-                               RunDir, load_json, load_model, save_json_atomic, save_model)
+from lstm_apps.run_dir import (BACKUP_DIR, BEST_WEIGHTS_FILE, HISTORY_FILE, MODEL_FILE, load_json, save_json_atomic,
+                               save_model)
 
 
 # train.optimizer -> Keras optimizer class (every one takes learning_rate and global_clipnorm)

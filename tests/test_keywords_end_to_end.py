@@ -16,7 +16,7 @@ import yaml
 
 from lstm_apps.cli import main
 from lstm_apps.config import build_config
-from lstm_apps.export import WARMUP_FILE, read_warmup_requests
+from lstm_apps.export import read_warmup_requests
 from pipelines.keywords.model import build_model
 from pipelines.keywords.task import TASK
 

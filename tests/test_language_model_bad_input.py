@@ -1,5 +1,4 @@
 """Bad language-model input: one line naming the file/argument, exit code 2, no traceback, no run dir."""
-import shutil
 
 import pytest
 

@@ -16,14 +16,3 @@ def fetch(name, url, extract=False, fname=None, cache_dir=None):
         raise DataError(f"could not download {name} from {url} ({error}); pass --data-dir with a local copy") \
             from None
     return Path(path)
-
-
-def resolve_data_dir(data_cfg, download):
-    """`data.dir`, or the download of `data.dataset` when it is empty (written back into the config); must be a
-    folder."""
-    if not data_cfg["dir"]:
-        data_cfg["dir"] = download(data_cfg["dataset"])
-    data_dir = Path(data_cfg["dir"])
-    if not data_dir.is_dir():
-        raise DataError(f"data.dir {data_dir}: no such folder")
-    return data_dir
