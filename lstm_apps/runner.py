@@ -17,11 +17,14 @@ TRAINING_SPLITS = ("train", "valid")
 
 # --------------------------------------------------------------------------------------------- train
 def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overrides=()):
+    from lstm_apps import training
+
     cfg = build_train_config(task, data_dir, preset, config_file, overrides)
     members = member_configs(cfg)
     for index, member_cfg in enumerate(members or [cfg]):
         try:
             task.check_config(member_cfg)
+            training.optimizer_class(member_cfg["train"]["optimizer"])
         except ConfigError as error:
             raise ConfigError(f"model.members[{index}]: {error}" if members else str(error)) from None
     data_dir = resolve_data_dir(task, cfg)

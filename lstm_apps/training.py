@@ -38,11 +38,16 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(name, learning_rate, global_clipnorm=None):
-    """An optimizer from OPTIMIZERS; gradients are clipped by their global norm when `global_clipnorm` > 0."""
+def optimizer_class(name):
+    """OPTIMIZERS[name], or one ConfigError line naming the known ones (the runner checks it before reading data)."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"train.optimizer: unknown optimizer '{name}' (known: {', '.join(OPTIMIZERS)})")
-    return OPTIMIZERS[name](learning_rate, global_clipnorm=global_clipnorm or None)
+    return OPTIMIZERS[name]
+
+
+def make_optimizer(name, learning_rate, global_clipnorm=None):
+    """An optimizer from OPTIMIZERS; gradients are clipped by their global norm when `global_clipnorm` > 0."""
+    return optimizer_class(name)(learning_rate, global_clipnorm=global_clipnorm or None)
 
 
 def set_seed(seed, deterministic=False):

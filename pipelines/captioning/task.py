@@ -34,9 +34,6 @@ class CaptioningTask(Task):
                                     "train.batch_size", "train.epochs", "decode.beam_size", "decode.max_length")
         if cfg["model"]["name"] not in ARCHITECTURES:
             raise ConfigError(f"model.name: unknown model '{cfg['model']['name']}' (known: {', '.join(ARCHITECTURES)})")
-        from lstm_apps import training
-
-        training.make_optimizer(cfg["train"]["optimizer"], cfg["train"]["learning_rate"])  # a bad name fails early
         if cfg["features"]["backbone"] not in (features_lib.TRAINABLE, *features_lib.BACKBONES):
             features_lib.build_backbone(cfg["features"]["backbone"])  # the error that lists the known names
 

@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lstm_apps import training
 from lstm_apps.config import require_positive
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.inputs.text import UNK_ID, Vocabulary, read_corpus, read_lines, stream
@@ -28,9 +27,7 @@ class LanguageModelTask(Task):
 
     # ----------------------------------------------------------------------------------------- data
     def check_config(self, cfg):
-        train_cfg = cfg["train"]
         require_positive(cfg, "train.batch_size", "train.bptt", "train.epochs")
-        training.make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"])  # a bad name fails early
 
     def download(self, cfg):
         return data_lib.download(cfg["data"]["dataset"])

@@ -32,14 +32,11 @@ class TranslationTask(Task):
 
     # ----------------------------------------------------------------------------------------- data
     def check_config(self, cfg):
-        from lstm_apps import training
-
         train_cfg = cfg["train"]
         config_lib.require_positive(cfg, "train.batch_tokens", "train.bucket_width", "train.epochs")
         if train_cfg["batch_tokens"] < cfg["data"]["max_length"]:
             raise ConfigError(f"train.batch_tokens: {train_cfg['batch_tokens']} is smaller than data.max_length "
                               f"{cfg['data']['max_length']}; expected room for at least one sentence")
-        training.make_optimizer(train_cfg["optimizer"], train_cfg["learning_rate"])  # a bad name fails early
 
     def download(self, cfg):
         return data_lib.download(cfg["data"]["dataset"])
