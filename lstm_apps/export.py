@@ -4,6 +4,10 @@ EXPORT_DIR/<version>/ appears only once complete: everything is written to a hid
 (TF Serving ignores names that are not integers), checked by loading it back and calling every signature on the
 warmup request, then renamed to the next free version; if another export claimed that number first, the next one is
 tried. Staging folders are named after their writer's host and pid; an export removes those whose writer is dead.
+
+One export serves CPU and GPU servers: the endpoints are traced inside `portable_lstm_kernels()`, so every LSTM in
+the graph calls the generic kernel and carries its cuDNN twin for Grappler's implementation selector
+(lstm_apps/layers/portable_lstm.py), whatever machine exports; `check_lstm_kernels` proves it on the written graph.
 """
 import errno
 import os
@@ -19,6 +23,7 @@ import tensorflow as tf
 import yaml
 
 from lstm_apps.errors import RunDirError
+from lstm_apps.layers.portable_lstm import API_IMPLEMENTS, API_PREFERRED_DEVICE, portable_lstm_kernels
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 SERVING_INFO_FILE = Path("assets.extra") / "lstm_apps.yaml"
@@ -35,13 +40,17 @@ def next_version(export_dir):
     return max(versions, default=0) + 1
 
 
-def write_saved_model(export_dir, trackables, endpoints, warmup_inputs, model_name="model", serving_info=None):
+def write_saved_model(export_dir, trackables, endpoints, warmup_inputs, model_name="model", serving_info=None,
+                      portable_lstm=True):
     """Write one version of a SavedModel.
 
     trackables: objects holding variables/tables the endpoints use (the Keras model, lookup tables);
     endpoints: {signature name: (tf-function-able callable, [TensorSpec named like its argument])};
     warmup_inputs: {signature name: {input name: numpy array}} (one request per signature);
-    serving_info: a dict written as YAML to SERVING_INFO_FILE inside the version (read it with read_serving_info).
+    serving_info: a dict written as YAML to SERVING_INFO_FILE inside the version (read it with read_serving_info);
+    portable_lstm: trace the endpoints inside `portable_lstm_kernels()` (both LSTM kernels, for CPU and GPU
+    servers) and check the graph with `check_lstm_kernels`; False traces only the kernel Keras picks on this
+    machine (what exports did before; benchmarks/export_latency.py compares the two).
     Returns the path of the new version.
     """
     if serving_info is not None and not isinstance(serving_info, dict):
@@ -53,12 +62,15 @@ def write_saved_model(export_dir, trackables, endpoints, warmup_inputs, model_na
     remove_stale_staging(export_dir)
     staging = _new_staging_dir(export_dir)
     try:
-        archive = keras.export.ExportArchive()
-        for trackable in trackables:
-            archive.track(trackable)
-        for name, (function, signature) in endpoints.items():
-            archive.add_endpoint(name, function, input_signature=signature)
-        archive.write_out(str(staging), verbose=False)
+        with portable_lstm_kernels(portable_lstm):  # the endpoints are traced in here (write_out)
+            archive = keras.export.ExportArchive()
+            for trackable in trackables:
+                archive.track(trackable)
+            for name, (function, signature) in endpoints.items():
+                archive.add_endpoint(name, function, input_signature=signature)
+            archive.write_out(str(staging), verbose=False)
+        if portable_lstm:
+            check_lstm_kernels(staging)
         write_warmup_requests(staging, warmup_inputs, model_name)
         if serving_info is not None:
             write_serving_info(staging, serving_info)
@@ -206,3 +218,62 @@ def check_signatures(saved_model_dir, warmup_inputs):
         for key, value in outputs.items():
             if value.dtype.is_floating and not np.all(np.isfinite(value.numpy())):
                 raise RuntimeError(f"export: signature {name} output {key} is not finite on the warmup input")
+
+
+def _function_library(saved_model_dir):
+    """The FunctionDefs of a SavedModel's graph, and its top-level nodes, read from saved_model.pb."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
+    functions = [f for meta_graph in saved_model.meta_graphs for f in meta_graph.graph_def.library.function]
+    nodes = [node for meta_graph in saved_model.meta_graphs for node in meta_graph.graph_def.node]
+    return functions, nodes
+
+
+def lstm_kernel_pairs(saved_model_dir):
+    """The LSTM kernel pairs in a SavedModel's function library: {interface: {"CPU": FunctionDef, "GPU": ...}},
+    one entry per `api_implements` name (each traced LSTM call of an export made with `portable_lstm`), keyed by
+    `api_preferred_device`."""
+    pairs = {}
+    for function in _function_library(saved_model_dir)[0]:
+        if API_IMPLEMENTS in function.attr:
+            device = function.attr[API_PREFERRED_DEVICE].s.decode()
+            pairs.setdefault(function.attr[API_IMPLEMENTS].s.decode(), {}).setdefault(device, function)
+    return pairs
+
+
+def _arg_types(function):
+    signature = function.signature
+    return [arg.type for arg in signature.input_arg], [arg.type for arg in signature.output_arg]
+
+
+def check_lstm_kernels(saved_model_dir):
+    """Check that a SavedModel serves on CPU-only and GPU servers alike; returns the number of LSTM kernel pairs.
+
+    A CPU-only server cannot load a graph that calls a cuDNN op: every one must sit in a function that only
+    Grappler's implementation selector calls (api_preferred_device GPU). And every `api_implements` name must have
+    exactly one generic (CPU) and one cuDNN (GPU) function, with the same argument and result types (Grappler
+    swaps no pair in the graph as soon as one pair's signatures differ) and one result (a function with several
+    can have one unused, and Grappler's function optimizer then rewrites the call before the selector sees it).
+    A RuntimeError names what fails.
+    """
+    functions, nodes = _function_library(saved_model_dir)
+    stray = ["<the top-level graph>"] if any(node.op.startswith("CudnnRNN") for node in nodes) else []
+    stray += sorted(f.signature.name for f in functions if any(node.op.startswith("CudnnRNN") for node in f.node_def)
+                    and f.attr[API_PREFERRED_DEVICE].s.decode() != "GPU")
+    if stray:
+        raise RuntimeError(f"export: {', '.join(stray)} in {saved_model_dir} call(s) the cuDNN kernel directly, so a "
+                           f"CPU-only server cannot load it; expected every LSTM traced inside "
+                           f"lstm_apps.layers.portable_lstm.portable_lstm_kernels()")
+    pairs = lstm_kernel_pairs(saved_model_dir)
+    for interface, pair in sorted(pairs.items()):
+        if sorted(pair) != ["CPU", "GPU"]:
+            raise RuntimeError(f"export: LSTM kernels {interface} in {saved_model_dir} are for {sorted(pair)}; "
+                               f"expected one CPU and one GPU function")
+        cpu, gpu = _arg_types(pair["CPU"]), _arg_types(pair["GPU"])
+        if cpu != gpu or len(cpu[1]) != 1:
+            raise RuntimeError(f"export: LSTM kernels {interface} in {saved_model_dir} have signatures {cpu} (CPU) "
+                               f"and {gpu} (GPU); expected the same, with one result, or a GPU server never "
+                               f"swaps them")
+    return len(pairs)

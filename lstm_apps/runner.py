@@ -187,13 +187,16 @@ def signature_functions(module):
     return {name: signature(function, specs) for name, (function, specs) in module.endpoints().items()}
 
 
-def export(task, run_dir, export_dir):
+def export(task, run_dir, export_dir, portable_lstm=True):
+    """EXPORT_DIR/<version>/ for TF Serving; with `portable_lstm` (the CLI's only mode) every LSTM carries its generic
+    and its cuDNN kernel, so the export serves on CPU and GPU servers whatever machine writes it."""
     from lstm_apps import export as export_lib
 
     run = RunDir(run_dir)
     module = task.inference(run.config(task), run, {})
     return export_lib.write_saved_model(export_dir, module.trackables(), module.endpoints(), module.warmup_inputs(),
-                                        model_name=task.name.replace("-", "_"), serving_info=module.serving_info())
+                                        model_name=task.name.replace("-", "_"), serving_info=module.serving_info(),
+                                        portable_lstm=portable_lstm)
 
 
 def resolve_saved_model(model_dir):

@@ -119,3 +119,13 @@ def test_recorder_catches_a_non_cudnn_layer(cudnn_recorder):
     assert cudnn_recorder == []
     keras.layers.LSTM(4)(np.zeros((1, 3, 2), "float32"))
     assert len(cudnn_recorder) == 1
+
+
+def test_every_lstm_carries_both_kernels_into_exports():
+    """Every LSTM the project builds is lstm_apps.layers.portable_lstm.LSTM, which exports trace with the cuDNN and
+    the generic kernel together (tests/test_export_gpu.py); a plain keras.layers.LSTM would export one kernel only."""
+    from lstm_apps.layers.portable_lstm import LSTM
+
+    for name, model, _ in all_project_models():
+        for layer in lstm_layers(model):
+            assert type(layer) is LSTM and layer.uses_kernel_selection(training=False), f"{name}: {layer.name}"

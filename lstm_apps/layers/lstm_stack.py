@@ -1,6 +1,8 @@
 """A stack of LSTM layers that the TF backend runs on the cuDNN kernel whenever a GPU is present."""
 import keras
 
+from lstm_apps.layers.portable_lstm import LSTM
+
 # The arguments Keras 3 checks before it picks cuDNN (keras/src/backend/tensorflow/rnn.py, `cudnn_ok`), plus the
 # one the layer checks itself (recurrent_dropout). LSTMStack never lets a caller change them.
 CUDNN_LSTM_ARGS = {
@@ -85,8 +87,8 @@ class LSTMStack(keras.layers.Layer):
         self.recurrent_layers = []
         for index in range(num_layers):
             keep_sequence = return_sequences or index < num_layers - 1
-            layer = keras.layers.LSTM(units, return_sequences=keep_sequence, return_state=return_state,
-                                      stateful=stateful, name=f"lstm_{index}", **CUDNN_LSTM_ARGS)
+            layer = LSTM(units, return_sequences=keep_sequence, return_state=return_state, stateful=stateful,
+                         name=f"lstm_{index}", **CUDNN_LSTM_ARGS)
             if bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{index}")
             self.recurrent_layers.append(layer)
