@@ -17,6 +17,10 @@ class RunDirError(LSTMAppsError):
     """The run directory cannot be used as asked (missing, or holding a finished run)."""
 
 
+class LostWorkerError(LSTMAppsError):
+    """A worker of a multi-worker run died or became unreachable; the same commands resume the run."""
+
+
 def library_reason(error):
     """A library exception's own reason, without TensorFlow's internals (op names, function nodes, device
     strings): `{{function_node ...}} Data too short when trying to read string [Op:DecodeWav] name:` -> `data too

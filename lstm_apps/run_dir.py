@@ -31,8 +31,9 @@ LOCK_FILE = ".lock"
 class RunDir:
     """One run's folder. `lock()` makes this process its only writer; everything else only reads."""
 
-    def __init__(self, path):
+    def __init__(self, path, read_only=False):
         self.path = Path(path)
+        self.read_only = read_only  # a non-chief worker's view: reading the chief's files, never writing them
         self._lock_file = None
 
     def __truediv__(self, name):
@@ -97,6 +98,7 @@ class RunDir:
                               f"rerun with the same options to resume, or choose a new --run-dir")
 
     def write_metadata(self, facts):
+        self._check_writable(METADATA_FILE)
         import keras
         import tensorflow as tf
 
@@ -106,10 +108,16 @@ class RunDir:
         save_json_atomic(self.path / METADATA_FILE, {**facts, "versions": versions})
 
     def save_json(self, name, obj):
+        self._check_writable(name)
         save_json_atomic(self.path / name, obj)
 
     def save_model(self, model):
+        self._check_writable(MODEL_FILE)
         save_model(model, self.path / MODEL_FILE)
+
+    def _check_writable(self, name):
+        if self.read_only:
+            raise RuntimeError(f"{self.path / name}: only the chief writes the run dir (this is a read-only view)")
 
     # ----------------------------------------------------------------------------------------- reading
     def config(self, task):

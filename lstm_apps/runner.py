@@ -5,6 +5,7 @@ before anything is written to the run dir, and builds, compiles and fits every m
 """
 import copy
 import json
+import shutil
 from pathlib import Path
 
 from lstm_apps import config as config_lib
@@ -17,7 +18,9 @@ TRAINING_SPLITS = ("train", "valid")
 
 # --------------------------------------------------------------------------------------------- train
 def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overrides=()):
-    from lstm_apps import training
+    """Train a run (or resume it). Under train.distribution multi_worker every worker runs this with the same
+    arguments: the chief locks and writes the run dir, the others read what it wrote (`RunDir(read_only=True)`)."""
+    from lstm_apps import distribute, training
 
     cfg = build_train_config(task, data_dir, preset, config_file, overrides)
     members = member_configs(cfg)
@@ -25,16 +28,24 @@ def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overri
         try:
             task.check_config(member_cfg)
             training.optimizer_class(member_cfg["train"]["optimizer"])
+            distribute.check(member_cfg["train"])
         except ConfigError as error:
             raise ConfigError(f"model.members[{index}]: {error}" if members else str(error)) from None
+    if members and cfg["train"]["distribution"] != "none":
+        raise ConfigError("train.distribution: ensembles train one member at a time on one device; set it to none")
+    distribution = distribute.distribution(cfg["train"])  # before any TF op: devices and cluster are set up first
     data_dir = resolve_data_dir(task, cfg)
     data = task.read_data(cfg, data_dir, TRAINING_SPLITS)  # validates every file before the run dir is touched
+    if distribution is not None and not distribution.is_chief:
+        distribute.barrier(distribution)  # the chief has written config, metadata and the run's assets
+        train_model(task, cfg, data, RunDir(run_dir, read_only=True), distribution)
+        return
     run = RunDir(run_dir).lock()
     resuming = run.prepare(task, cfg, facts(data_dir, data))
     print(("resuming" if resuming else "starting") + f" {task.name} run in {run_dir} with config:")
     print(config_lib.dump(cfg), flush=True)
     if not members:
-        train_model(task, cfg, data, run)
+        train_model(task, cfg, data, run, distribution)
         return
     models = [train_member(task, member_cfg, data, RunDir(run / MEMBERS_DIR / str(index)), data_dir)
               for index, member_cfg in enumerate(members)]
@@ -42,25 +53,38 @@ def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overri
     run.save_model(task.join_members(models, data))
 
 
-def train_model(task, cfg, data, run):
-    """Build, compile and fit one model; training.fit leaves RUN_DIR/model.keras when it finishes."""
-    from lstm_apps import training
+def train_model(task, cfg, data, run, distribution=None):
+    """Build, compile and fit one model; training.fit leaves RUN_DIR/model.keras when it finishes. Under a
+    strategy the model is built in its scope, and the chief derives the run's assets before the others read them."""
+    import contextlib
+
+    from lstm_apps import distribute, training
 
     training.set_seed(cfg["train"]["seed"], cfg["train"]["deterministic"])
     assets = task.prepare_run(cfg, data, run)
-    model = compiled_model(task, cfg, data, assets)
-    model.summary(print_fn=lambda line, **_: print(line))
-    training.fit(model, *task.datasets(cfg, data, assets), run.path, cfg["train"], extra_callbacks=task.callbacks(cfg))
+    if distribution is not None and distribution.is_chief:
+        distribute.barrier(distribution)  # the other workers wait here in `train` until the assets are written
+    with distribution.strategy.scope() if distribution else contextlib.nullcontext():
+        model = compiled_model(task, cfg, data, assets, clip=distribution is None)
+    if distribution is None or distribution.is_chief:
+        model.summary(print_fn=lambda line, **_: print(line))
+    training.fit(model, *task.datasets(cfg, data, assets), run.path, cfg["train"], extra_callbacks=task.callbacks(cfg),
+                 distribution=distribution, make_metrics=lambda: task.metrics(cfg))
+    if distribution is not None:
+        distribute.barrier(distribution)  # no worker leaves while another still needs it for a collective
+        if distribution.is_chief:
+            shutil.rmtree(run / distribute.WORKERS_DIR, ignore_errors=True)
 
 
-def compiled_model(task, cfg, data, assets):
-    """The task's model compiled with its loss, metrics and learning rate (also what the benchmarks time)."""
+def compiled_model(task, cfg, data, assets, clip=True):
+    """The task's model compiled with its loss, metrics and learning rate (also what the benchmarks time).
+    `clip=False`: the optimizer leaves train.clipnorm to the distributed training loop."""
     from lstm_apps import training
 
     model = task.build_model(cfg, data, assets)
     train_cfg = cfg["train"]
     model.compile(optimizer=training.make_optimizer(train_cfg["optimizer"], task.learning_rate(cfg, data),
-                                                    train_cfg["clipnorm"]),
+                                                    train_cfg["clipnorm"] if clip else 0),
                   loss=task.loss(cfg), metrics=task.metrics(cfg))
     return model
 

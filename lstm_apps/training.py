@@ -256,12 +256,17 @@ def restore_backup(model, backup_dir):
 
 
 # --------------------------------------------------------------------------------------------- fit
-def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra_callbacks=()):
+def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra_callbacks=(), distribution=None,
+        make_metrics=None):
     """model.fit with the standard callbacks, resuming from run_dir's backup; restores the best weights and writes
-    model.keras atomically.
+    model.keras atomically. With a `distribution` (lstm_apps.distribute) the same callbacks run in
+    `distributed_fit` instead; the chief writes the run dir, every other worker keeps its backup and history in its
+    own folder (RUN_DIR/workers/N), and every worker resumes from the chief's backup.
 
-    train_cfg keys: epochs, monitor, monitor_mode, patience, backup_every ("epoch" or a number of steps), verbose;
-    optionally lr_decay and lr_patience (see `learning_rate_decay`).
+    train_cfg keys: epochs, monitor, monitor_mode, patience, backup_every ("epoch" or a number of steps), verbose,
+    clipnorm (the distributed loop clips; `fit` leaves it to the optimizer); optionally lr_decay and lr_patience
+    (see `learning_rate_decay`). `make_metrics`: a function returning new metric objects (the distributed loop
+    keeps its own; `fit` uses the compiled ones).
 
     On resume: the backup gives the weights, the optimizer's variables and the epoch to start at; history.csv is cut
     back to the epochs before it (rows of an epoch that is trained again go); RunMonitor then sets the learning rate
@@ -269,19 +274,25 @@ def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra
     history already ends in early stopping (killed before model.keras was written) trains no further.
     """
     run_dir = Path(run_dir)
+    chief = distribution is None or distribution.is_chief
+    own_dir = run_dir if chief else distribution.own_dir(run_dir)
     monitor, mode = train_cfg["monitor"], train_cfg["monitor_mode"]
     check_mode(mode)  # a bad train.monitor_mode fails before any work
-    best_path, history_path, backup_dir = run_dir / BEST_WEIGHTS_FILE, run_dir / HISTORY_FILE, run_dir / BACKUP_DIR
     decay = learning_rate_decay(train_cfg)
     initial_rate = None
     if decay is not None:  # the undecayed rate, read before the backup's (decayed) one replaces it
         initial_rate = float(learning_rate_variable(model.optimizer).numpy())
 
-    initial_epoch = restore_backup(model, backup_dir)
+    initial_epoch = restore_backup(model, run_dir / BACKUP_DIR)  # the chief's backup, on every worker
+    if not chief:  # a worker's own history starts as the chief's (its decisions must be the chief's)
+        own_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / HISTORY_FILE, own_dir / HISTORY_FILE) if (run_dir / HISTORY_FILE).exists() \
+            else (own_dir / HISTORY_FILE).unlink(missing_ok=True)
+    history_path = own_dir / HISTORY_FILE
     keep_history_before(history_path, initial_epoch)
     if should_stop(read_history(history_path), monitor, mode, train_cfg["patience"]):
         initial_epoch = train_cfg["epochs"]  # stopped early already: nothing left to train
-    verbose = train_cfg.get("verbose", "auto")
+    verbose = train_cfg.get("verbose", "auto") if chief else 0
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     # TensorBoard comes before RunMonitor, so it logs the learning rate of the epoch, not the next one's; Backup
@@ -289,23 +300,145 @@ def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra
     callbacks = [
         EpochTimer(),
         *extra_callbacks,
-        keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        RunMonitor(run_dir, monitor, mode, train_cfg["patience"], decay=decay, initial_learning_rate=initial_rate,
+        *([keras.callbacks.TensorBoard(str(run_dir / "logs"))] if chief else []),
+        RunMonitor(own_dir, monitor, mode, train_cfg["patience"], decay=decay, initial_learning_rate=initial_rate,
                    verbose=verbose),
-        Backup(backup_dir, save_freq=train_cfg["backup_every"]),
-        LearningCurvePlot(run_dir),
+        Backup(own_dir / BACKUP_DIR, save_freq=train_cfg["backup_every"]),
+        *([LearningCurvePlot(run_dir)] if chief else []),
         keras.callbacks.TerminateOnNaN(),
     ]
-    history = model.fit(train_ds, validation_data=val_ds, epochs=train_cfg["epochs"], callbacks=callbacks,
-                        steps_per_epoch=steps_per_epoch, verbose=verbose, shuffle=False,
-                        initial_epoch=min(initial_epoch, train_cfg["epochs"]))
+    epochs, initial_epoch = train_cfg["epochs"], min(initial_epoch, train_cfg["epochs"])
+    if distribution is None:
+        history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
+                            steps_per_epoch=steps_per_epoch, verbose=verbose, shuffle=False,
+                            initial_epoch=initial_epoch)
+    else:
+        history = distributed_fit(model, distribution.strategy, train_ds, val_ds, callbacks, epochs, initial_epoch,
+                                  verbose, make_metrics, train_cfg["clipnorm"])
     losses = history.history.get("loss", [])
     if losses and not all(math.isfinite(v) for v in losses):
-        shutil.rmtree(backup_dir, ignore_errors=True)  # a rerun starts afresh (not from the diverged weights)
+        if chief:
+            shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)  # a rerun starts afresh, not from diverged weights
         raise ConfigError("train: the loss became NaN/inf; lower train.learning_rate")
-    if best_path.exists():
-        model.load_weights(str(best_path))
-    save_model(model, run_dir / MODEL_FILE)
-    shutil.rmtree(backup_dir, ignore_errors=True)  # only now: until model.keras exists, the backup is the run
-    plot_learning_curve(run_dir)
+    if (own_dir / BEST_WEIGHTS_FILE).exists():
+        model.load_weights(str(own_dir / BEST_WEIGHTS_FILE))
+    if chief:
+        save_model(model, run_dir / MODEL_FILE)
+        shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)  # only now: until model.keras exists, the backup is the run
+        plot_learning_curve(run_dir)
     return history
+
+
+def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initial_epoch, verbose, make_metrics,
+                    clipnorm=0):
+    """The epochs of `model.fit` under a tf.distribute strategy, calling the same callbacks in the same order
+    (Keras 3 `fit` fails under MultiWorkerMirroredStrategy, keras-team/keras#20585). `train_ds` and `val_ds` yield
+    global batches; each replica gets its slice (`distribute.replica_batches`).
+
+    Exact across replicas, whatever the slices' sizes: a replica's loss is its summed loss over the global batch's
+    count (`losses.sum_and_count`, counts summed across replicas), so the replicas' summed gradients are those
+    of the global batch's mean loss. `clipnorm` > 0 clips the summed gradients by their global norm before the
+    optimizer's own cross-replica sum (Keras would clip each replica's share). The logged loss is, as in `fit`, the
+    mean of the global batches' losses weighted by their rows; metric variables sum across replicas, so
+    accuracy and perplexity are those of the whole split. The model must be compiled (optimizer, loss) inside
+    `strategy.scope()`; `make_metrics()` returns the task's metrics, created here in that scope."""
+    from lstm_apps import distribute
+    from lstm_apps.losses import sum_and_count
+
+    SUM = tf.distribute.ReduceOp.SUM
+    replicas = strategy.num_replicas_in_sync
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+        train_metrics = [keras.metrics.Mean(name="loss"), *make_metrics()]
+        val_metrics = [keras.metrics.Mean(name="loss"), *make_metrics()]
+
+    def distributed(dataset):
+        return strategy.distribute_datasets_from_function(lambda context: distribute.replica_batches(dataset, context))
+
+    def batch_loss(x, y, training):
+        """(predictions, this replica's share of the global batch's loss, the global batch's loss)."""
+        context = tf.distribute.get_replica_context()
+        y_pred = model(x, training=training)
+        total, count = sum_and_count(model.loss, y, y_pred)
+        count = tf.maximum(context.all_reduce(SUM, count), 1.0)
+        regularization = tf.add_n(model.losses) if model.losses else 0.0
+        return y_pred, total / count + regularization / replicas, total, count, regularization
+
+    def update(metrics, x, y, y_pred, total, count, regularization):
+        context = tf.distribute.get_replica_context()
+        rows = tf.shape(tf.nest.flatten(x)[0])[0]
+        metrics[0].update_state(context.all_reduce(SUM, total) / count + regularization, sample_weight=rows)
+        for metric in metrics[1:]:
+            metric.update_state(y, y_pred)
+
+    def train_replica(x, y):
+        with tf.GradientTape() as tape:
+            y_pred, share, *parts = batch_loss(x, y, training=True)
+        grads = tape.gradient(share, model.trainable_variables)
+        if clipnorm:
+            grads = [tf.convert_to_tensor(g) for g in grads]
+            grads = tf.distribute.get_replica_context().all_reduce(SUM, grads)
+            grads, _ = tf.clip_by_global_norm(grads, clipnorm)
+            grads = [g / replicas for g in grads]  # the optimizer sums them across replicas again
+        model.optimizer.apply(grads, model.trainable_variables)
+        update(train_metrics, x, y, y_pred, *parts)
+
+    def val_replica(x, y):
+        y_pred, _, *parts = batch_loss(x, y, training=False)
+        update(val_metrics, x, y, y_pred, *parts)
+
+    @tf.function
+    def train_step(iterator):
+        strategy.run(train_replica, args=next(iterator))
+        return {metric.name: metric.result() for metric in train_metrics}
+
+    @tf.function
+    def val_step(iterator):
+        strategy.run(val_replica, args=next(iterator))
+        return {metric.name: metric.result() for metric in val_metrics}
+
+    train_steps, val_steps = batch_count(train_ds), batch_count(val_ds)
+    train_inputs, val_inputs = distributed(train_ds), distributed(val_ds)
+    callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
+                                                 verbose=verbose, epochs=epochs, steps=train_steps, model=model)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        for metric in train_metrics:
+            metric.reset_state()
+        callback_list.on_epoch_begin(epoch)
+        iterator = iter(train_inputs)
+        for step in range(train_steps):
+            callback_list.on_train_batch_begin(step)
+            logs = python_logs(train_step(iterator))
+            callback_list.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        epoch_logs = dict(logs)
+        callback_list.on_test_begin()
+        for metric in val_metrics:
+            metric.reset_state()
+        iterator, val_logs = iter(val_inputs), {}
+        for step in range(val_steps):
+            callback_list.on_test_batch_begin(step)
+            val_logs = python_logs(val_step(iterator))
+            callback_list.on_test_batch_end(step, val_logs)
+        callback_list.on_test_end(val_logs)
+        epoch_logs.update({f"val_{name}": value for name, value in val_logs.items()})
+        callback_list.on_epoch_end(epoch, epoch_logs)
+        logs = epoch_logs
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
+    return next(c for c in callback_list.callbacks if isinstance(c, keras.callbacks.History))
+
+
+def python_logs(logs):
+    return {name: float(value) for name, value in logs.items()}
+
+
+def batch_count(dataset):
+    """The number of batches of a finite dataset (counted once when tf.data cannot tell)."""
+    count = int(dataset.cardinality())
+    return count if count >= 0 else int(dataset.reduce(0, lambda total, _: total + 1))

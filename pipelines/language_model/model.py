@@ -8,6 +8,7 @@ One builder, two shapes of the same network (same layer names, so weights copy a
 """
 import keras
 
+from lstm_apps import distribute
 from lstm_apps.inputs.text import PAD_ID
 from lstm_apps.layers import LSTMStack, ReversibleEmbedding
 
@@ -24,7 +25,8 @@ def build_network(cfg, vocab_size, batch_size=None, stateful=False):
     tokens = keras.Input(batch_shape=(batch_size, None), dtype="int32", name="tokens")
     hidden = embedding(tokens)
     if stateful:
-        outputs = stack(hidden)
+        with distribute.per_replica_state():  # under a strategy, each replica carries the states of its own rows
+            outputs = stack(hidden)
         states = []
     else:
         state_inputs = [keras.Input(batch_shape=(batch_size, model_cfg["units"]), name=f"state_{index}")

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lstm_apps import distribute
 from lstm_apps.config import require_positive
 from lstm_apps.errors import ConfigError, DataError
 from lstm_apps.inputs.text import UNK_ID, Vocabulary, read_corpus, read_lines, stream
@@ -54,9 +55,14 @@ class LanguageModelTask(Task):
 
     def build_model(self, cfg, data, assets):
         """The stateful training network, its output bias started at the training split's unigram log
-        probabilities."""
+        probabilities. Under a strategy each replica's network holds its share of the batch's rows (and their
+        carried states), so train.batch_size must divide by the replicas."""
         vocab_size = len(assets)
-        model = build_network(cfg, vocab_size, batch_size=cfg["train"]["batch_size"], stateful=True)
+        batch_size, replicas = cfg["train"]["batch_size"], distribute.replicas()
+        if batch_size % replicas:
+            raise ConfigError(f"train.batch_size: {batch_size} rows do not divide by the {replicas} replicas; the "
+                              "language model carries every row's LSTM state on one replica")
+        model = build_network(cfg, vocab_size, batch_size=batch_size // replicas, stateful=True)
         set_output_bias(model, pipeline.unigram_log_probs(data.encode("train", assets)[0], vocab_size))
         return model
 
