@@ -8,7 +8,7 @@ What it measures, with the quick preset (`lstm_apps.config.build_config(TASK.pre
      - epoch 1 alone (it fills the cache: file reads and WAV decoding happen here),
      - then --epochs further epochs served from the cache (mean and best).
 2. training step: the keywords model from `pipelines.keywords.model.build_model` (normaliser adapted with
-   `adapted_normalizer`, as `KeywordsTask.train` does), compiled exactly as `KeywordsTask.train` compiles it
+   the normaliser statistics of `training_assets`, as `KeywordsTask.prepare_run` computes them), compiled exactly as `KeywordsTask.train` compiles it
    (Adam + cosine decay, clipnorm, sparse CE, accuracy), stepped with `model.train_on_batch` on pre-materialised
    full batches, so no input work is timed (median step time).
 3. both together (skip with --fit-steps 0): `model.fit` on `training_dataset` for --fit-steps steps, timed per
@@ -69,7 +69,7 @@ def main(argv=None):
     from lstm_apps import runner, training
     from lstm_apps.config import build_config
     from pipelines.keywords.pipeline import split_size, training_dataset
-    from pipelines.keywords.task import TASK
+    from pipelines.keywords.task import TASK, training_assets
 
     machine = _common.machine_info(threads=args.threads or "tf default",
                                    versions=f"tensorflow {tf.__version__} / keras {keras.__version__}")
@@ -109,7 +109,7 @@ def main(argv=None):
 
     # ------------------------------------------------------------------ 2. training step alone
     with _common.Timer() as t:
-        model = runner.compiled_model(TASK, cfg, data, assets=None)  # as `train` builds it
+        model = runner.compiled_model(TASK, cfg, data, training_assets(cfg, data))  # as `train` builds it
     print(f"model built and compiled in {t.seconds:.1f} s (the normaliser adapted on the training clips)")
     print(f"model: {model.name}, {model.count_params():,} parameters, jit_compile={model.jit_compile}")
 

@@ -16,7 +16,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from lstm_apps.errors import LSTMAppsError  # noqa: E402
+from lstm_apps.errors import LostWorkerError, LSTMAppsError  # noqa: E402
 from lstm_apps.tasks import TASK_PACKAGES, cli_options  # noqa: E402
 
 EXIT_USER_ERROR = 2
@@ -162,6 +162,10 @@ def main(argv=None):
             run(args)
         except LSTMAppsError as error:
             print(f"lstm-apps {args.task} {args.verb}: error: {error}", file=sys.stderr)
+            if isinstance(error, LostWorkerError):  # TF's collective runtime can hold a normal exit for seconds
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(EXIT_USER_ERROR)
             return EXIT_USER_ERROR
         except KeyboardInterrupt:
             print("interrupted: run the same command again to resume from the last backup", file=sys.stderr)

@@ -7,8 +7,9 @@
   same command with the same `--run-dir`.
 
 Both strategies train with `lstm_apps.training.distributed_fit` (Keras 3 `fit` fails under MultiWorkerMirrored,
-keras-team/keras#20585) and read the task's global batches through `replica_batches`: every global batch is the
-one a single-device run reads, cut into one slice per replica. Batch sizes stay global.
+keras-team/keras#20585). Every worker iterates the task's global batches exactly as `fit` would (the same
+dataset object, so the same shuffles), and each replica trains on its slice of every batch (`replica_slice`).
+Batch sizes stay global.
 """
 import contextlib
 import json
@@ -114,31 +115,24 @@ def distribution(train_cfg):
     return None if build is None else build(train_cfg)
 
 
-def replica_batches(dataset, input_context):
-    """The per-replica batches of this input pipeline for `strategy.distribute_datasets_from_function`: every global
-    batch of `dataset` cut into `num_replicas_in_sync` slices of nearly equal size (the first `rows % replicas`
-    one row larger; a slice may be empty), of which this pipeline yields its replicas' slices in replica order.
-    So the replicas of a step together train on exactly the global batch a single device would, whatever its
-    size (a short last batch, a bucket of any size)."""
+def replica_slice(batch, replica, replicas):
+    """Replica `replica`'s rows of a global batch (any nest of tensors with the rows first): the batch cut into
+    `replicas` slices of nearly equal size, the first `rows % replicas` one row larger, in replica order; a slice
+    may be empty. So the replicas of a step together train on exactly the global batch a single device would,
+    whatever its size (a short last batch, a bucket of any size)."""
     import tensorflow as tf
 
-    replicas = input_context.num_replicas_in_sync
-    local = replicas // input_context.num_input_pipelines
-    first = input_context.input_pipeline_id * local
+    rows = tf.shape(tf.nest.flatten(batch)[0])[0]
+    size, extra = rows // replicas, rows % replicas
+    start = replica * size + tf.minimum(replica, extra)
+    stop = start + size + tf.cast(replica < extra, tf.int32)
+    return tf.nest.map_structure(lambda tensor: tensor[start:stop], batch)
 
-    def slices(*batch):
-        rows = tf.shape(tf.nest.flatten(batch)[0])[0]
-        size, extra = rows // replicas, rows % replicas
 
-        def replica_slice(offset):
-            replica = tf.cast(first + offset, tf.int32)
-            start = replica * size + tf.minimum(replica, extra)
-            stop = start + size + tf.cast(replica < extra, tf.int32)
-            return tf.nest.map_structure(lambda tensor: tensor[start:stop], batch)
-
-        return tf.data.Dataset.range(local).map(replica_slice)
-
-    return dataset.flat_map(slices)
+def distributed_batch(strategy, batch):
+    """A global batch (read on this worker) as per-replica values: each local replica gets its `replica_slice`."""
+    return strategy.experimental_distribute_values_from_function(
+        lambda context: replica_slice(batch, context.replica_id_in_sync_group, context.num_replicas_in_sync))
 
 
 def barrier(distribution):
@@ -181,13 +175,55 @@ def per_replica_state():
         yield
 
 
-LOST_TASK = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
+def local_tf_configs(count):
+    """TF_CONFIG values for `count` workers on this machine (127.0.0.1, free ports): to try multi_worker, in the
+    tests and the benchmark. Each worker process gets one."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    addresses = [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return [json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
+            for index in range(count)]
 
 
-def lost_worker_error(error):
-    """A LostWorkerError line from the TensorFlow error a survivor gets when a peer dies."""
-    found = LOST_TASK.findall(str(error))
-    who = f"worker {found[-1][0]}:{found[-1][1]}" if found else "a worker"
+LOST_TASK = re.compile(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)")
+
+
+@contextlib.contextmanager
+def peers_watched(distribution):
+    """Turn the error a worker gets when a peer dies into one LostWorkerError line. On TF 2.21 a killed peer
+    fails the next collective within a second (UnavailableError naming its task); a silent one, within ~10 s,
+    by the coordination service's heartbeat (UnavailableError, or DeadlineExceededError naming no task)."""
+    if distribution is None or distribution.name != "multi_worker":
+        yield
+        return
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+            tf.errors.CancelledError) as error:
+        raise lost_worker_error(error, distribution) from None
+
+
+def lost_worker_error(error, distribution):
+    """A LostWorkerError naming the lost worker: the task the message names (not this one), else the other worker
+    of a pair, else 'a worker'."""
+    cluster, task = tf_config()
+    mine = (task["type"], str(task["index"]))
+    named = [found for found in LOST_TASK.findall(str(error)) if found != mine]
+    if named:
+        who = f"worker {named[-1][0]}:{named[-1][1]}"
+    elif distribution.workers == 2:
+        who = "worker " + ":".join(next((kind, str(index)) for kind in ("chief", "worker")
+                                       for index in range(len(cluster.get(kind, [])))
+                                       if (kind, str(index)) != mine))
+    else:
+        who = "a worker"
     return LostWorkerError(f"train.distribution multi_worker: lost contact with {who} "
                            f"({type(error).__name__}); start the same command on every worker again to resume "
                            "from the chief's last backup")

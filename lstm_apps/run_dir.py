@@ -26,6 +26,9 @@ HISTORY_FILE = "history.csv"
 BEST_WEIGHTS_FILE = "best.weights.h5"
 BACKUP_DIR = "backup"
 LOCK_FILE = ".lock"
+# keys that say how a session runs, not what it computes: a run may resume with other values (on fewer GPUs, as
+# one process after a multi-worker session, quieter)
+SESSION_KEYS = ("train.distribution", "train.devices", "train.verbose")
 
 
 class RunDir:
@@ -91,8 +94,10 @@ class RunDir:
         return False
 
     def require_same_config(self, task, cfg):
-        """Work already here (a backup, a finished model) may be reused only under the configuration it used."""
-        differing = _first_difference(self._saved_config(task), cfg)
+        """Work already here (a backup, a finished model) may be reused only under the configuration it used (keys
+        added since that run was started count at their defaults; SESSION_KEYS may differ)."""
+        saved = self._with_defaults(task, self._saved_config(task))
+        differing = _first_difference(_without(saved, SESSION_KEYS), _without(cfg, SESSION_KEYS))
         if differing:
             raise ConfigError(f"{self.path / CONFIG_FILE}: this run used a different value for '{differing}'; "
                               f"rerun with the same options to resume, or choose a new --run-dir")
@@ -126,8 +131,11 @@ class RunDir:
         path = self.path / CONFIG_FILE
         if not path.exists():
             raise RunDirError(f"{self.path}: not a run dir (no {CONFIG_FILE}); expected the --run-dir of train")
+        return self._with_defaults(task, self._saved_config(task, notice=True))
+
+    def _with_defaults(self, task, saved):
         defaults = config_lib.load_yaml(Path(task.presets_dir) / "quick.yaml")
-        return config_lib.merge(defaults, self._saved_config(task, notice=True), str(path))
+        return config_lib.merge(defaults, saved, str(self.path / CONFIG_FILE))
 
     def _saved_config(self, task, notice=False):
         """config.yaml as written, with the keys the task renamed since read under their new names."""
@@ -160,6 +168,15 @@ def _first_difference(a, b, prefix=""):
         elif left != right:
             return f"{prefix}{key}"
     return None
+
+
+def _without(cfg, dotted_keys):
+    cfg = {section: dict(values) if isinstance(values, dict) else values for section, values in cfg.items()}
+    for key in dotted_keys:
+        section, name = key.split(".")
+        if isinstance(cfg.get(section), dict):
+            cfg[section].pop(name, None)
+    return cfg
 
 
 def _pop_dotted(cfg, old, into):

@@ -3,8 +3,10 @@
 A task supplies parts (`lstm_apps.tasks.Task`); this module calls them in order, so bad data or config is rejected
 before anything is written to the run dir, and builds, compiles and fits every model in one place.
 """
+import contextlib
 import copy
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -36,16 +38,19 @@ def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overri
     distribution = distribute.distribution(cfg["train"])  # before any TF op: devices and cluster are set up first
     data_dir = resolve_data_dir(task, cfg)
     data = task.read_data(cfg, data_dir, TRAINING_SPLITS)  # validates every file before the run dir is touched
-    if distribution is not None and not distribution.is_chief:
-        distribute.barrier(distribution)  # the chief has written config, metadata and the run's assets
-        train_model(task, cfg, data, RunDir(run_dir, read_only=True), distribution)
+    if distribution is not None and not distribution.is_chief:  # only the chief prints and writes the run dir
+        with distribute.peers_watched(distribution), open(os.devnull, "w") as quiet, \
+                contextlib.redirect_stdout(quiet):
+            distribute.barrier(distribution)  # the chief has written config, metadata and the run's assets
+            train_model(task, cfg, data, RunDir(run_dir, read_only=True), distribution)
         return
     run = RunDir(run_dir).lock()
     resuming = run.prepare(task, cfg, facts(data_dir, data))
     print(("resuming" if resuming else "starting") + f" {task.name} run in {run_dir} with config:")
     print(config_lib.dump(cfg), flush=True)
     if not members:
-        train_model(task, cfg, data, run, distribution)
+        with distribute.peers_watched(distribution):
+            train_model(task, cfg, data, run, distribution)
         return
     models = [train_member(task, member_cfg, data, RunDir(run / MEMBERS_DIR / str(index)), data_dir)
               for index, member_cfg in enumerate(members)]
@@ -56,8 +61,6 @@ def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overri
 def train_model(task, cfg, data, run, distribution=None):
     """Build, compile and fit one model; training.fit leaves RUN_DIR/model.keras when it finishes. Under a
     strategy the model is built in its scope, and the chief derives the run's assets before the others read them."""
-    import contextlib
-
     from lstm_apps import distribute, training
 
     training.set_seed(cfg["train"]["seed"], cfg["train"]["deterministic"])

@@ -12,6 +12,7 @@ a resumed run decides exactly as an uninterrupted one would, by construction. Th
 before `model.fit(initial_epoch=)` and cuts history.csv back to the epochs before that one, so the history always
 describes the weights in the backup.
 """
+import contextlib
 import math
 import os
 import shutil
@@ -283,7 +284,8 @@ def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra
     if decay is not None:  # the undecayed rate, read before the backup's (decayed) one replaces it
         initial_rate = float(learning_rate_variable(model.optimizer).numpy())
 
-    initial_epoch = restore_backup(model, run_dir / BACKUP_DIR)  # the chief's backup, on every worker
+    with distribution.strategy.scope() if distribution else contextlib.nullcontext():  # (the optimizer is built)
+        initial_epoch = restore_backup(model, run_dir / BACKUP_DIR)  # the chief's backup, on every worker
     if not chief:  # a worker's own history starts as the chief's (its decisions must be the chief's)
         own_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run_dir / HISTORY_FILE, own_dir / HISTORY_FILE) if (run_dir / HISTORY_FILE).exists() \
@@ -333,7 +335,7 @@ def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initia
                     clipnorm=0):
     """The epochs of `model.fit` under a tf.distribute strategy, calling the same callbacks in the same order
     (Keras 3 `fit` fails under MultiWorkerMirroredStrategy, keras-team/keras#20585). `train_ds` and `val_ds` yield
-    global batches; each replica gets its slice (`distribute.replica_batches`).
+    global batches; each replica gets its slice (`distribute.replica_slice`).
 
     Exact across replicas, whatever the slices' sizes: a replica's loss is its summed loss over the global batch's
     count (`losses.sum_and_count`, counts summed across replicas), so the replicas' summed gradients are those
@@ -352,9 +354,6 @@ def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initia
         train_metrics = [keras.metrics.Mean(name="loss"), *make_metrics()]
         val_metrics = [keras.metrics.Mean(name="loss"), *make_metrics()]
 
-    def distributed(dataset):
-        return strategy.distribute_datasets_from_function(lambda context: distribute.replica_batches(dataset, context))
-
     def batch_loss(x, y, training):
         """(predictions, this replica's share of the global batch's loss, the global batch's loss)."""
         context = tf.distribute.get_replica_context()
@@ -371,7 +370,8 @@ def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initia
         for metric in metrics[1:]:
             metric.update_state(y, y_pred)
 
-    def train_replica(x, y):
+    def train_replica(batch):
+        x, y = batch
         with tf.GradientTape() as tape:
             y_pred, share, *parts = batch_loss(x, y, training=True)
         grads = tape.gradient(share, model.trainable_variables)
@@ -383,24 +383,25 @@ def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initia
         model.optimizer.apply(grads, model.trainable_variables)
         update(train_metrics, x, y, y_pred, *parts)
 
-    def val_replica(x, y):
+    def val_replica(batch):
+        x, y = batch
         y_pred, _, *parts = batch_loss(x, y, training=False)
         update(val_metrics, x, y, y_pred, *parts)
 
-    @tf.function
-    def train_step(iterator):
-        strategy.run(train_replica, args=next(iterator))
+    @tf.function(reduce_retracing=True)  # batch shapes vary (buckets, a short last batch): traced once or twice
+    def train_step(batch):
+        strategy.run(train_replica, args=(batch,))
         return {metric.name: metric.result() for metric in train_metrics}
 
-    @tf.function
-    def val_step(iterator):
-        strategy.run(val_replica, args=next(iterator))
+    @tf.function(reduce_retracing=True)
+    def val_step(batch):
+        strategy.run(val_replica, args=(batch,))
         return {metric.name: metric.result() for metric in val_metrics}
 
-    train_steps, val_steps = batch_count(train_ds), batch_count(val_ds)
-    train_inputs, val_inputs = distributed(train_ds), distributed(val_ds)
+    train_steps = int(train_ds.cardinality())
     callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
-                                                 verbose=verbose, epochs=epochs, steps=train_steps, model=model)
+                                                 verbose=verbose, epochs=epochs,
+                                                 steps=train_steps if train_steps >= 0 else None, model=model)
     model.stop_training = False
     callback_list.on_train_begin()
     logs = {}
@@ -408,10 +409,9 @@ def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initia
         for metric in train_metrics:
             metric.reset_state()
         callback_list.on_epoch_begin(epoch)
-        iterator = iter(train_inputs)
-        for step in range(train_steps):
+        for step, batch in enumerate(train_ds):  # a new iterator every epoch, as in fit: a new shuffle
             callback_list.on_train_batch_begin(step)
-            logs = python_logs(train_step(iterator))
+            logs = python_logs(train_step(distribute.distributed_batch(strategy, batch)))
             callback_list.on_train_batch_end(step, logs)
             if model.stop_training:
                 break
@@ -419,10 +419,10 @@ def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initia
         callback_list.on_test_begin()
         for metric in val_metrics:
             metric.reset_state()
-        iterator, val_logs = iter(val_inputs), {}
-        for step in range(val_steps):
+        val_logs = {}
+        for step, batch in enumerate(val_ds):
             callback_list.on_test_batch_begin(step)
-            val_logs = python_logs(val_step(iterator))
+            val_logs = python_logs(val_step(distribute.distributed_batch(strategy, batch)))
             callback_list.on_test_batch_end(step, val_logs)
         callback_list.on_test_end(val_logs)
         epoch_logs.update({f"val_{name}": value for name, value in val_logs.items()})
@@ -436,9 +436,3 @@ def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initia
 
 def python_logs(logs):
     return {name: float(value) for name, value in logs.items()}
-
-
-def batch_count(dataset):
-    """The number of batches of a finite dataset (counted once when tf.data cannot tell)."""
-    count = int(dataset.cardinality())
-    return count if count >= 0 else int(dataset.reduce(0, lambda total, _: total + 1))

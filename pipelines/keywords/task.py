@@ -15,6 +15,7 @@ from pipelines.keywords.inference import KeywordSpotter
 from pipelines.keywords.model import MODELS, build_model, clip_features, ensemble_model
 
 LABELS_FILE = "labels.json"
+NORMALIZER_FILE = "normalizer.json"  # the feature normaliser's statistics on the training split
 
 
 def adapted_normalizer(cfg, data):
@@ -23,6 +24,27 @@ def adapted_normalizer(cfg, data):
     normalizer = keras.layers.Normalization(axis=-1, name="normalize")
     normalizer.adapt(pipeline.waveform_dataset(data, "train").batch(256).map(lambda w, _: features(w)))
     return normalizer
+
+
+def normalizer_statistics(cfg, data):
+    """The adapted normaliser's weights as JSON (what NORMALIZER_FILE holds): mean and variance per feature bin,
+    and Keras's count (kept so the layer's weights list is the one adapt leaves). Python floats hold float32
+    values exactly, so the weights read back are bit-identical."""
+    mean, variance, count = adapted_normalizer(cfg, data).get_weights()
+    return {"mean": mean.tolist(), "variance": variance.tolist(), "count": int(count)}
+
+
+def set_normalizer(normalizer, statistics):
+    """Give a built, unadapted Normalization layer the weights `normalizer_statistics` recorded. The layer keeps
+    its three variables (mean, variance, count), so model.keras files and backups written either way load alike."""
+    values = (statistics["mean"], statistics["variance"], statistics["count"])
+    normalizer.set_weights([np.asarray(value, weight.dtype) for value, weight in zip(values, normalizer.get_weights())])
+    normalizer.finalize_state()  # set_weights assigns the variables only; this refreshes the tensors call() uses
+
+
+def training_assets(cfg, data):
+    """What `prepare_run` returns, computed without a run dir (benchmarks, notebooks)."""
+    return {"labels": list(data.labels), "normalizer": normalizer_statistics(cfg, data)}
 
 
 class KeywordsTask(Task):
@@ -57,10 +79,35 @@ class KeywordsTask(Task):
 
     # ----------------------------------------------------------------------------------------- train
     def prepare_run(self, cfg, data, run):
-        run.save_json(LABELS_FILE, data.labels)
+        """The run's facts about the training split, computed once: the labels and the feature normaliser's
+        statistics (a full pass over the training clips). Each file is written only when the run dir lacks it;
+        otherwise (a resumed run, a non-chief worker) it is read back and nothing is written. A run dir of a
+        release without normalizer.json gains one (the chief writes it before the other workers read it). An
+        ensemble's own run needs the labels only: each member has its run dir and normaliser."""
+        if (run / LABELS_FILE).exists():
+            labels = run.load_json(LABELS_FILE)
+            if labels != data.labels:
+                raise DataError(f"{data.files['train'][0]}: the data's labels {data.labels} differ from the "
+                                f"run's {labels} ({run / LABELS_FILE})")
+        else:
+            labels = list(data.labels)
+            run.save_json(LABELS_FILE, labels)
+        assets = {"labels": labels}
+        if cfg["model"].get("members"):
+            return assets
+        if (run / NORMALIZER_FILE).exists():
+            assets["normalizer"] = run.load_json(NORMALIZER_FILE)
+        else:
+            assets["normalizer"] = normalizer_statistics(cfg, data)
+            run.save_json(NORMALIZER_FILE, assets["normalizer"])
+        return assets
 
     def build_model(self, cfg, data, assets):
-        return build_model(cfg, len(data.labels), data.sample_rate, data.num_samples, adapted_normalizer(cfg, data))
+        """The network from the run's assets (`prepare_run`); the data give only their facts (rate, length)."""
+        normalizer = keras.layers.Normalization(axis=-1, name="normalize")
+        model = build_model(cfg, len(assets["labels"]), data.sample_rate, data.num_samples, normalizer)
+        set_normalizer(normalizer, assets["normalizer"])  # built inside the model, on the features' shape
+        return model
 
     def learning_rate(self, cfg, data):
         """Cosine decay over the whole run (the schedule resumes with the optimizer's step count)."""
@@ -69,10 +116,10 @@ class KeywordsTask(Task):
             cfg["train"]["learning_rate"], decay_steps=steps_per_epoch * cfg["train"]["epochs"], alpha=0.05)
 
     def loss(self, cfg):
-        return "sparse_categorical_crossentropy"
+        return keras.losses.SparseCategoricalCrossentropy()
 
     def metrics(self, cfg):
-        return ["accuracy"]
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def datasets(self, cfg, data, assets):
         return (pipeline.training_dataset(data, cfg),
