@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lstm_apps.errors import ConfigError, LostWorkerError
+from lstm_apps.errors import ConfigError, LostWorkerError, library_reason
 
 WORKERS_DIR = "workers"
 
@@ -63,7 +63,12 @@ def _multi_worker(train_cfg):
 
     cluster, task = tf_config()
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    except (tf.errors.OpError, RuntimeError, ValueError) as error:  # e.g. the port is taken
+        address = cluster[task["type"]][int(task["index"])]
+        raise ConfigError(f"TF_CONFIG: this worker ({task['type']} {task['index']}) cannot serve at {address}: "
+                          f"{library_reason(error)}") from None
     members = [(kind, index) for kind in ("chief", "worker") for index in range(len(cluster.get(kind, [])))]
     return Distribution("multi_worker", strategy, members.index((task["type"], int(task["index"]))), len(members))
 

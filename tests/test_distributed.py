@@ -20,8 +20,12 @@ import pytest
 from conftest import shared
 
 REPO = Path(__file__).resolve().parents[1]
-# float32 training on the same batches: sums in another order (per replica, then across) differ by rounding only
-WEIGHT_TOLERANCE = dict(rtol=1e-3, atol=1e-5)
+# float32 training on the same batches: sums in another order (per replica, then across) differ by rounding only.
+# Adam's step is about the learning rate whatever a gradient's size, so rounding in a near-zero gradient can move
+# a weight by part of a step (seen: up to 0.11 x the rate, in 11 of captioning's 9,216 encoder weights; under 1e-5
+# in keywords and the LM). Runs whose batches or losses differed would be many steps apart.
+MAX_WEIGHT_DIFFERENCE = 0.25  # x train.learning_rate, any single weight
+MEAN_WEIGHT_DIFFERENCE = 1e-6  # absolute, over all the weights
 HISTORY_TOLERANCE = dict(rel=1e-4, abs=1e-6)
 TIMEOUT = 600
 
@@ -124,6 +128,21 @@ def test_a_bad_distribution_is_one_line_before_anything_is_written(setting, tf_c
     assert expected in result.stderr and not (tmp_path / "run").exists()
 
 
+def test_a_worker_whose_port_is_taken_says_so_in_one_line(tmp_path):
+    import json
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = "127.0.0.1:%d" % taken.getsockname()[1]
+        tf_config = json.dumps({"cluster": {"worker": [address, "127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}})
+        result = run(cli("language-model", "train", "--data-dir", str(shared("ptb")), "--run-dir", str(tmp_path / "run"),
+                         "--set", "train.distribution=multi_worker"), tf_config=tf_config, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"cannot serve at {address}" in result.stderr and not (tmp_path / "run").exists()
+
+
 def test_a_run_resumes_under_another_strategy_and_from_before_strategies_existed(tmp_path):
     from lstm_apps import config as config_lib
     from lstm_apps.errors import ConfigError
@@ -145,6 +164,12 @@ def history(run_dir):
     with open(Path(run_dir) / "history.csv", newline="") as f:
         return [{key: float(value) for key, value in row.items() if key != "epoch_seconds"}
                 for row in csv.DictReader(f)]
+
+
+def learning_rate(run_dir):
+    import yaml
+
+    return float(yaml.safe_load((Path(run_dir) / "config.yaml").read_text())["train"]["learning_rate"])
 
 
 def weights(run_dir):
@@ -222,8 +247,11 @@ def test_every_strategy_reaches_the_single_device_weights(task, tmp_path):
         assert [row.keys() for row in logged] == [row.keys() for row in reference]
         for row, expected in zip(logged, reference):
             assert row == pytest.approx(expected, **HISTORY_TOLERANCE), strategy
-        for mine, theirs in zip(weights(runs[strategy]), weights(runs["none"])):
-            np.testing.assert_allclose(mine, theirs, **WEIGHT_TOLERANCE, err_msg=strategy)
+        differences = np.concatenate([np.abs(mine - theirs).ravel() for mine, theirs in
+                                      zip(weights(runs[strategy]), weights(runs["none"]))])
+        rate = learning_rate(runs["none"])
+        assert differences.max() < MAX_WEIGHT_DIFFERENCE * rate, (strategy, differences.max())
+        assert differences.mean() < MEAN_WEIGHT_DIFFERENCE, (strategy, differences.mean())
 
 
 @pytest.mark.slow
