@@ -7,6 +7,7 @@ import pytest
 
 from lstm_apps import runner
 from lstm_apps.config import build_config
+from lstm_apps.inputs.download import sha256_of
 from pipelines.keywords import data as data_lib
 from pipelines.keywords.task import TASK
 
@@ -67,7 +68,8 @@ def test_downloader_fetches_and_extracts_into_the_cache(tmp_path, fsdd_dir, monk
     with tarfile.open(archive, "w:gz") as tar:
         for name in ("0_theo_0.wav", "1_theo_5.wav", "2_theo_10.wav"):
             tar.add(fsdd_dir / "recordings" / name, f"free-spoken-digit-dataset-1.0.10/recordings/{name}")
-    monkeypatch.setitem(data_lib.DOWNLOADS, "fsdd", (archive.as_uri(), "free-spoken-digit-dataset-1.0.10"))
+    monkeypatch.setitem(data_lib.DOWNLOADS, "fsdd", (archive.as_uri(), "free-spoken-digit-dataset-1.0.10",
+                                                    sha256_of(archive)))
     (tmp_path / "cache").mkdir()
     folder = data_lib.download("fsdd", cache_dir=str(tmp_path / "cache"))
     assert sorted(p.name for p in (tmp_path / "cache").rglob("*.wav")) == ["0_theo_0.wav", "1_theo_5.wav",
@@ -81,7 +83,7 @@ def test_downloader_fetches_and_extracts_into_the_cache(tmp_path, fsdd_dir, monk
 
 def test_downloader_failure_is_one_clear_line(monkeypatch, tmp_path):
     from lstm_apps.errors import DataError
-    monkeypatch.setitem(data_lib.DOWNLOADS, "fsdd", ((tmp_path / "missing.tar.gz").as_uri(), ""))
+    monkeypatch.setitem(data_lib.DOWNLOADS, "fsdd", ((tmp_path / "missing.tar.gz").as_uri(), "", "0" * 64))
     (tmp_path / "cache").mkdir()
     with pytest.raises(DataError, match="could not download fsdd .* pass --data-dir"):
         data_lib.download("fsdd", cache_dir=str(tmp_path / "cache"))

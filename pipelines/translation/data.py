@@ -13,8 +13,29 @@ from lstm_apps.errors import DataError
 from lstm_apps.inputs.download import fetch
 from lstm_apps.inputs.text import read_parallel, read_parallel_tsv
 
-MULTI30K_URL = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/{split}.{lang}.gz"
+# Public copy for users with internet: the raw files at a fixed commit of the official repository. Their sums are
+# those of the git blobs at that commit (= master on 2026-07-07), byte for byte ../shared/data/multi30k/raw.
+MULTI30K_COMMIT = "a3d2e0d26b56f3846f66a952536ffed4e401d05a"
+MULTI30K_URL = f"https://github.com/multi30k/dataset/raw/{MULTI30K_COMMIT}/data/task1/raw/{{split}}.{{lang}}.gz"
 MULTI30K_SPLITS = ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
+MULTI30K_SHA256 = {
+    "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+    "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+    "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+    "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+    "test_2016_flickr.en.gz": "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
+    "test_2016_flickr.de.gz": "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
+    "test_2017_flickr.en.gz": "76a444ee25172e72695cddb13ae4a3bda59430617be88e0bb46b60504f054074",
+    "test_2017_flickr.de.gz": "a2c89666db00c495cd8513b9d708d5a3acc205d7de312ef2bf5fb7ebc1540aee",
+    "test_2017_mscoco.en.gz": "aab300bfb4427697987e02cd0aacd44bfe8aa50456231b6474c08038bbed2b58",
+    "test_2017_mscoco.de.gz": "799e4854c25d601cb6cb6be29eabe5667734c61ace2f495e03e429031a0bc338",
+    "test_2018_flickr.en.gz": "ef4f4844037d4c5dea75c9a8ed5fd78905967a26f67c255e230cc9780032654d",
+    "test_2018_flickr.de.gz": "ddd0130c7d97482dc5197a02141dae8dd79f20f03586c480d675c09a32daf608",
+}
+# dataset -> file name -> (url, sha256); lstm_apps.inputs.download.fetch checks the sum
+DOWNLOADS = {"multi30k": {f"{split}.{lang}.gz": (MULTI30K_URL.format(split=split, lang=lang),
+                                                 MULTI30K_SHA256[f"{split}.{lang}.gz"])
+                          for split in MULTI30K_SPLITS for lang in ("en", "de")}}
 CONFIGURED_SPLITS = {"train": "train_split", "valid": "valid_split", "test": "test_split"}  # CLI name -> data.* key
 
 
@@ -36,10 +57,10 @@ class ParallelData:
 
 
 def download(name, cache_dir=None):
-    if name != "multi30k":
-        raise DataError(f"data.dataset: unknown dataset '{name}' (known: multi30k)")
-    paths = [fetch(name, MULTI30K_URL.format(split=split, lang=lang), fname=f"{split}.{lang}.gz",
-                   cache_dir=cache_dir) for split in MULTI30K_SPLITS for lang in ("en", "de")]
+    if name not in DOWNLOADS:
+        raise DataError(f"data.dataset: unknown dataset '{name}' (known: {', '.join(DOWNLOADS)})")
+    paths = [fetch(name, url, sha256, fname=fname, cache_dir=cache_dir)
+             for fname, (url, sha256) in DOWNLOADS[name].items()]
     return str(paths[0].parent)
 
 
