@@ -140,6 +140,11 @@ def distributed_batch(strategy, batch):
         lambda context: replica_slice(batch, context.replica_id_in_sync_group, context.num_replicas_in_sync))
 
 
+def scope(distribution):
+    """The strategy's scope (variables created in it are distributed), or nothing without a distribution."""
+    return distribution.strategy.scope() if distribution is not None else contextlib.nullcontext()
+
+
 def barrier(distribution):
     """Return only when every worker has called it (a one-number all-reduce over every replica)."""
     import tensorflow as tf

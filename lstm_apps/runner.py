@@ -67,7 +67,7 @@ def train_model(task, cfg, data, run, distribution=None):
     assets = task.prepare_run(cfg, data, run)
     if distribution is not None and distribution.is_chief:
         distribute.barrier(distribution)  # the other workers wait here in `train` until the assets are written
-    with distribution.strategy.scope() if distribution else contextlib.nullcontext():
+    with distribute.scope(distribution):
         model = compiled_model(task, cfg, data, assets, clip=distribution is None)
     if distribution is None or distribution.is_chief:
         model.summary(print_fn=lambda line, **_: print(line))

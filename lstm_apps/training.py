@@ -12,7 +12,6 @@ a resumed run decides exactly as an uninterrupted one would, by construction. Th
 before `model.fit(initial_epoch=)` and cuts history.csv back to the epochs before that one, so the history always
 describes the weights in the backup.
 """
-import contextlib
 import math
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from lstm_apps import distribute
 from lstm_apps.errors import ConfigError
 from lstm_apps.history import (append_history, best_row, check_mode, decayed_learning_rate, decays,  # noqa: F401
                                keep_history_before, plot_learning_curve, read_history, should_stop)
@@ -284,12 +284,13 @@ def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra
     if decay is not None:  # the undecayed rate, read before the backup's (decayed) one replaces it
         initial_rate = float(learning_rate_variable(model.optimizer).numpy())
 
-    with distribution.strategy.scope() if distribution else contextlib.nullcontext():  # (the optimizer is built)
+    with distribute.scope(distribution):  # (restoring builds the optimizer)
         initial_epoch = restore_backup(model, run_dir / BACKUP_DIR)  # the chief's backup, on every worker
     if not chief:  # a worker's own history starts as the chief's (its decisions must be the chief's)
         own_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / HISTORY_FILE, own_dir / HISTORY_FILE) if (run_dir / HISTORY_FILE).exists() \
-            else (own_dir / HISTORY_FILE).unlink(missing_ok=True)
+        (own_dir / HISTORY_FILE).unlink(missing_ok=True)
+        if (run_dir / HISTORY_FILE).exists():
+            shutil.copyfile(run_dir / HISTORY_FILE, own_dir / HISTORY_FILE)
     history_path = own_dir / HISTORY_FILE
     keep_history_before(history_path, initial_epoch)
     if should_stop(read_history(history_path), monitor, mode, train_cfg["patience"]):
@@ -344,7 +345,6 @@ def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initia
     mean of the global batches' losses weighted by their rows; metric variables sum across replicas, so
     accuracy and perplexity are those of the whole split. The model must be compiled (optimizer, loss) inside
     `strategy.scope()`; `make_metrics()` returns the task's metrics, created here in that scope."""
-    from lstm_apps import distribute
     from lstm_apps.losses import sum_and_count
 
     SUM = tf.distribute.ReduceOp.SUM
