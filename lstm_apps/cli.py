@@ -1,6 +1,8 @@
 """`lstm-apps TASK VERB ...`: one entrypoint for every task. Every lstm_apps error becomes one line + exit code 2.
 
-  lstm-apps TASK train    --data-dir DIR --run-dir DIR [--preset quick|full] [--config FILE] [--set key=value ...]
+  lstm-apps TASK prepare  --data-dir DIR --data-cache DIR [--preset ...] [--config FILE] [--set key=value ...]
+  lstm-apps TASK train    --data-dir DIR --run-dir DIR [--data-cache DIR] [--preset quick|full] [--config FILE]
+                          [--set key=value ...]
   lstm-apps TASK evaluate --run-dir DIR [--split test] [--data-dir DIR]
   lstm-apps TASK predict  (--run-dir DIR | --model EXPORT_DIR) INPUT... [task options, see --help]
   lstm-apps TASK export   --run-dir DIR --export-dir DIR
@@ -29,14 +31,26 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _train_arguments(parser):
+def _config_arguments(parser):
     parser.add_argument("--data-dir", help="local copy of the dataset (default: download into the Keras cache)")
-    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--data-cache", metavar="DIR",
+                        help="prepare the dataset once into shards in DIR and stream them (data.cache; "
+                             "kept until the files or the data settings change)")
     parser.add_argument("--preset", default="quick",
                         help="quick | full | a preset of the task's own, e.g. keywords speakers (default: quick)")
     parser.add_argument("--config", help="YAML file overriding the preset")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override one config key, e.g. --set train.epochs=3")
+
+
+def _train_arguments(parser):
+    parser.add_argument("--run-dir", required=True)
+    _config_arguments(parser)
+
+
+def _overrides(args):
+    """--set, with --data-cache as the data.cache setting it stands for."""
+    return [*args.set, *([f"data.cache={args.data_cache}"] if args.data_cache else [])]
 
 
 def _evaluate_arguments(parser):
@@ -57,9 +71,14 @@ def _export_arguments(parser):
     parser.add_argument("--export-dir", required=True)
 
 
+def _prepare(runner, task, args, options):
+    runner.prepare(task, data_dir=args.data_dir, preset=args.preset, config_file=args.config,
+                   overrides=_overrides(args))
+
+
 def _train(runner, task, args, options):
     runner.train(task, args.run_dir, data_dir=args.data_dir, preset=args.preset, config_file=args.config,
-                 overrides=args.set)
+                 overrides=_overrides(args))
 
 
 def _evaluate(runner, task, args, options):
@@ -78,6 +97,8 @@ def _export(runner, task, args, options):
 # verb -> (help, its arguments, what it runs); a task's cli.py adds flags to these (OPTIONS) and verbs of its own
 # (VERBS: {verb: (help, {flag: argparse kwargs})}, run by the Task method of that name with the flags' values)
 VERBS = {
+    "prepare": ("decode/tokenize the dataset once into shards (data.cache) that train and evaluate stream",
+                _config_arguments, _prepare),
     "train": ("train a model into a run dir (resumes an interrupted run)", _train_arguments, _train),
     "evaluate": ("score a trained run; writes RUN_DIR/metrics-SPLIT.json", _evaluate_arguments, _evaluate),
     "predict": ("one JSON line per input", _predict_arguments, _predict),

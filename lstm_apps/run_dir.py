@@ -27,8 +27,8 @@ BEST_WEIGHTS_FILE = "best.weights.h5"
 BACKUP_DIR = "backup"
 LOCK_FILE = ".lock"
 # keys that say how a session runs, not what it computes: a run may resume with other values (on fewer GPUs, as
-# one process after a multi-worker session, quieter)
-SESSION_KEYS = ("train.distribution", "train.devices", "train.verbose")
+# one process after a multi-worker session, quieter, from a prepared cache or from the files)
+SESSION_KEYS = ("train.distribution", "train.devices", "train.verbose", "data.cache")
 
 
 class RunDir:

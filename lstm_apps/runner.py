@@ -8,6 +8,8 @@ import copy
 import json
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 
 from lstm_apps import config as config_lib
@@ -16,6 +18,7 @@ from lstm_apps.run_dir import RunDir
 
 MEMBERS_DIR = "members"
 TRAINING_SPLITS = ("train", "valid")
+PREPARED_SPLITS = ("train", "valid", "test")  # what `prepare` encodes
 
 
 # --------------------------------------------------------------------------------------------- train
@@ -41,9 +44,11 @@ def train(task, run_dir, data_dir=None, preset="quick", config_file=None, overri
     if distribution is not None and not distribution.is_chief:  # only the chief prints and writes the run dir
         with distribute.peers_watched(distribution), open(os.devnull, "w") as quiet, \
                 contextlib.redirect_stdout(quiet):
-            distribute.barrier(distribution)  # the chief has written config, metadata and the run's assets
+            distribute.barrier(distribution)  # the chief has prepared the data, written config, metadata, assets
+            prepared(task, cfg, data, TRAINING_SPLITS)  # complete by now: read, never written
             train_model(task, cfg, data, RunDir(run_dir, read_only=True), distribution)
         return
+    prepared(task, cfg, data, TRAINING_SPLITS)  # data.cache: a file that cannot be decoded stops us here too
     run = RunDir(run_dir).lock()
     resuming = run.prepare(task, cfg, facts(data_dir, data))
     print(("resuming" if resuming else "starting") + f" {task.name} run in {run_dir} with config:")
@@ -128,6 +133,41 @@ def member_configs(cfg):
     return members
 
 
+def prepare(task, data_dir=None, preset="quick", config_file=None, overrides=()):
+    """Encode the dataset's splits once into data.cache (what `train` and `evaluate` then stream); a cache made of
+    the same files and settings is kept, one made of others is rebuilt, an interrupted one is carried on."""
+    cfg = build_train_config(task, data_dir, preset, config_file, overrides)
+    task.check_config(cfg)
+    if not cfg["data"].get("cache"):
+        raise ConfigError("prepare: expected --data-cache DIR (or data.cache), the folder for the prepared shards")
+    data = task.read_data(cfg, resolve_data_dir(task, cfg), PREPARED_SPLITS)
+    return prepared(task, cfg, data, PREPARED_SPLITS)
+
+
+def prepared(task, cfg, data, splits):
+    """With data.cache set, `splits` encoded into shards there (Task.prepare_data) and `data` pointed at them;
+    what was found or made is printed. {} without a cache."""
+    cache = cfg["data"].get("cache")
+    if not cache:
+        return {}
+    started, shown = time.monotonic(), {}
+
+    def progress(split, done, total):
+        tenth = 10 * done // total
+        if tenth > shown.get(split, 0):
+            shown[split] = tenth
+            print(f"prepare {split}: {done}/{total} ({time.monotonic() - started:.0f} s)", flush=True)
+
+    manifests = task.prepare_data(cfg, data, Path(cache), splits, progress)
+    for split, manifest in manifests.items():
+        for source, reason in manifest.skipped:
+            print(f"skipped {reason}", file=sys.stderr)
+        print(f"prepared {split}: {manifest.examples} examples in {len(manifest.shards)} shards in {cache}/{split}"
+              + (f", {len(manifest.skipped)} files skipped (data.skip_bad_files)" if manifest.skipped else ""),
+              flush=True)
+    return manifests
+
+
 def build_train_config(task, data_dir, preset, config_file=None, overrides=()):
     """The config of a new run, as the user gave it (`--data-dir` is data.dir). Where the task has a variant of
     `preset` tuned for the dataset in use (Task.dataset_presets), the variant's file is the preset."""
@@ -174,6 +214,7 @@ def evaluate(task, run_dir, split, data_dir=None):
     split = config_lib.canonical_split(split)
     module = task.inference(cfg, run, {})
     data = task.read_data(cfg, resolve_data_dir(task, cfg, data_dir, run), (split,))
+    prepared(task, cfg, data, (split,))
     metrics = task.score(cfg, module, data, split, run)
     config_lib.write_atomic(run / f"metrics-{split}.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -50,6 +50,10 @@ class Task:
         download(cfg) -> a local folder for `data.dataset` when no data dir is given.
         read_data(cfg, data_dir, splits) -> a data object (validated; DataError naming the bad file) whose
             `facts` dict is what the run's metadata records.
+        prepare_data(cfg, data, cache_dir, splits, progress) -> {split: lstm_apps.inputs.shards.Manifest}: with
+            data.cache set, encode the splits once into shards under cache_dir (kept while their sources and
+            settings are unchanged) and point `data` at them, so the pipelines stream instead of holding the
+            split in memory. `progress(split, done, total)` after every shard. Tasks without it refuse data.cache.
     Training (called in this order, after the seed is set):
         prepare_run(cfg, data, run) -> assets: the run's files derived from the training split (labels,
             vocabulary, subword models), written on the first session and read back when resuming.
@@ -85,6 +89,9 @@ class Task:
 
     def read_data(self, cfg, data_dir, splits):
         raise NotImplementedError
+
+    def prepare_data(self, cfg, data, cache_dir, splits, progress=None):
+        raise ConfigError(f"data.cache: the {self.name} task does not stream prepared shards yet; leave it unset")
 
     def prepare_run(self, cfg, data, run):
         return None

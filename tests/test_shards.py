@@ -21,18 +21,22 @@ def numbers(folder, **options):
     return [int(n) for n in shards.read(folder, parse, **options)]
 
 
+def prepare(folder, sources, encode, made_of, **options):
+    return shards.prepare(folder, sources, shards.one_by_one(sources, encode), made_of, **options)
+
+
 class Interrupted(Exception):
     pass
 
 
 def test_prepared_shards_read_back_in_order_and_are_reused(tmp_path):
     made_of = {"settings": 1}
-    manifest = shards.prepare(tmp_path, list(range(25)), encode, made_of, examples_per_shard=10)
+    manifest = prepare(tmp_path, list(range(25)), encode, made_of, examples_per_shard=10)
     assert manifest.shards == ["shard-00000.tfrecord", "shard-00001.tfrecord", "shard-00002.tfrecord"]
     assert manifest.examples == 25 and manifest.complete
     assert numbers(tmp_path) == list(range(25))
     calls = []
-    shards.prepare(tmp_path, list(range(25)), lambda n: calls.append(n) or encode(n), made_of, examples_per_shard=10)
+    prepare(tmp_path, list(range(25)), lambda n: calls.append(n) or encode(n), made_of, examples_per_shard=10)
     assert calls == []  # complete and made of the same: nothing encoded again
 
 
@@ -43,13 +47,13 @@ def test_an_interrupted_prepare_keeps_its_finished_shards_and_carries_on(tmp_pat
         return encode(n)
 
     with pytest.raises(Interrupted):
-        shards.prepare(tmp_path, list(range(25)), failing_at_15, {"s": 1}, examples_per_shard=10)
+        prepare(tmp_path, list(range(25)), failing_at_15, {"s": 1}, examples_per_shard=10)
     manifest = json.loads((tmp_path / shards.MANIFEST_FILE).read_text())
     assert manifest["shards"] == ["shard-00000.tfrecord"] and not manifest["complete"]
     with pytest.raises(DataError, match="not a complete prepared dataset"):
         shards.read(tmp_path, parse)
     encoded = []
-    shards.prepare(tmp_path, list(range(25)), lambda n: encoded.append(n) or encode(n), {"s": 1}, examples_per_shard=10)
+    prepare(tmp_path, list(range(25)), lambda n: encoded.append(n) or encode(n), {"s": 1}, examples_per_shard=10)
     assert encoded == list(range(10, 25)) and numbers(tmp_path) == list(range(25))
     assert not list(tmp_path.glob(".tmp-*"))
 
@@ -57,11 +61,11 @@ def test_an_interrupted_prepare_keeps_its_finished_shards_and_carries_on(tmp_pat
 def test_shards_made_of_other_sources_are_rebuilt(tmp_path):
     source = tmp_path / "source.txt"
     source.write_text("one")
-    shards.prepare(tmp_path / "cache", [1, 2, 3], encode, shards.fingerprint([source], {"k": 1}))
+    prepare(tmp_path / "cache", [1, 2, 3], encode, shards.fingerprint([source], {"k": 1}))
     source.write_text("changed")  # another size: another fingerprint
-    manifest = shards.prepare(tmp_path / "cache", [4, 5], encode, shards.fingerprint([source], {"k": 1}))
+    manifest = prepare(tmp_path / "cache", [4, 5], encode, shards.fingerprint([source], {"k": 1}))
     assert manifest.examples == 2 and numbers(tmp_path / "cache") == [4, 5]
-    manifest = shards.prepare(tmp_path / "cache", [6], encode, shards.fingerprint([source], {"k": 2}))
+    manifest = prepare(tmp_path / "cache", [6], encode, shards.fingerprint([source], {"k": 2}))
     assert numbers(tmp_path / "cache") == [6]
 
 
@@ -72,16 +76,16 @@ def test_a_bad_source_stops_the_prepare_or_is_skipped_and_counted(tmp_path):
         return encode(n)
 
     with pytest.raises(DataError, match="clip-3.wav"):
-        shards.prepare(tmp_path / "strict", list(range(6)), encode_or_reject, {}, examples_per_shard=4)
+        prepare(tmp_path / "strict", list(range(6)), encode_or_reject, {}, examples_per_shard=4)
     assert json.loads((tmp_path / "strict" / shards.MANIFEST_FILE).read_text())["shards"] == []
-    manifest = shards.prepare(tmp_path / "lenient", list(range(6)), encode_or_reject, {}, examples_per_shard=4,
+    manifest = prepare(tmp_path / "lenient", list(range(6)), encode_or_reject, {}, examples_per_shard=4,
                               skip_bad=True)
     assert manifest.skipped == [["3", "clip-3.wav: truncated"]] and manifest.examples == 5
     assert numbers(tmp_path / "lenient") == [0, 1, 2, 4, 5]
 
 
 def test_each_pipeline_reads_its_own_shards_and_a_shuffle_keeps_every_example(tmp_path):
-    shards.prepare(tmp_path, list(range(40)), encode, {}, examples_per_shard=10)
+    prepare(tmp_path, list(range(40)), encode, {}, examples_per_shard=10)
     first, second = numbers(tmp_path, num_pipelines=2, pipeline=0), numbers(tmp_path, num_pipelines=2, pipeline=1)
     assert not set(first) & set(second) and sorted(first + second) == list(range(40))
     shuffled = numbers(tmp_path, shuffle_buffer=8, seed=1)

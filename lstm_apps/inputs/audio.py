@@ -59,10 +59,11 @@ def wav_bytes_to_input(contents, sample_rate, num_samples):
     return fit_length(resample(waveform, rate, sample_rate), num_samples)
 
 
-def check_audio_file(path, sample_rate=None, allow_resample=False):
+def check_audio_file(path, sample_rate=None, allow_resample=False, decode=True):
     """Validate a file before training touches it: readable, mono, the expected rate, not truncated.
 
-    Raises DataError naming the file and what was expected; returns the number of frames.
+    Raises DataError naming the file and what was expected; returns the number of frames. `decode=False` reads the
+    header only (for callers that decode the file next and report a failure themselves).
     """
     path = Path(path)
     try:
@@ -77,7 +78,7 @@ def check_audio_file(path, sample_rate=None, allow_resample=False):
                         f"(or set data.resample=true to resample)")
     if info.frames <= 0:
         raise DataError(f"{path}: no audio samples, expected at least one")
-    if path.suffix.lower() == ".wav":
+    if decode and path.suffix.lower() == ".wav":
         _check_wav_data_size(path, info)
     return info.frames
 

@@ -56,12 +56,14 @@ class Manifest:
             return None  # unreadable: rebuilt
 
 
-def prepare(folder, sources, encode, made_of, examples_per_shard=1000, skip_bad=False, progress=None):
-    """Encode `sources` (a list; `encode(source)` -> the serialized example bytes, or a DataError naming the
-    source) into shards in `folder`, unless a complete set made of the same `made_of` (a `fingerprint`) is there.
-    Resumes an interrupted prepare of the same fingerprint after its last finished shard. A DataError stops the
-    prepare (nothing half-written counts), or with `skip_bad` leaves that source out and is counted in the
-    manifest's `skipped`. `progress(done, total)` is called after every shard. Returns the Manifest."""
+def prepare(folder, sources, encoded, made_of, examples_per_shard=1000, skip_bad=False, progress=None):
+    """Encode `sources` (a list) into shards in `folder`, unless a complete set made of the same `made_of` (a
+    `fingerprint`) is there. `encoded(start)` yields, in order, one item per source of `sources[start:]`: its
+    serialized example (bytes), or a DataError naming it (a parallel tf.data pipeline can feed it; `one_by_one`
+    wraps a per-source function). Resumes an interrupted prepare of the same fingerprint after its last finished
+    shard. A DataError stops the prepare (nothing half-written counts), or with `skip_bad` leaves that source out
+    and is counted in the manifest's `skipped`. `progress(done, total)` is called after every shard. Returns the
+    Manifest."""
     import tensorflow as tf
 
     folder = Path(folder)
@@ -76,22 +78,22 @@ def prepare(folder, sources, encode, made_of, examples_per_shard=1000, skip_bad=
         manifest.save(folder)
     skipped_sources = {source for source, _ in manifest.skipped}
     # the sources already in finished shards: examples_per_shard per shard, skipped ones taking no place
-    position = _position_after(sources, manifest, examples_per_shard, skipped_sources)
+    position = _position_after(sources, manifest, skipped_sources)
+    items = iter(encoded(position))
     while position < len(sources):
         name = f"shard-{len(manifest.shards):05d}.tfrecord"
         tmp = folder / f".tmp-{name}"
         written = 0
         with tf.io.TFRecordWriter(str(tmp)) as writer:
             while position < len(sources) and written < examples_per_shard:
-                source = sources[position]
+                item = next(items)
                 position += 1
-                try:
-                    writer.write(encode(source))
-                except DataError as error:
+                if isinstance(item, DataError):
                     if not skip_bad:
-                        raise
-                    manifest.skipped.append([str(source), str(error)])
+                        raise item
+                    manifest.skipped.append([str(sources[position - 1]), str(item)])
                     continue
+                writer.write(item)
                 written += 1
         if written:
             os.replace(tmp, folder / name)
@@ -107,7 +109,18 @@ def prepare(folder, sources, encode, made_of, examples_per_shard=1000, skip_bad=
     return manifest
 
 
-def _position_after(sources, manifest, examples_per_shard, skipped_sources):
+def one_by_one(sources, encode):
+    """An `encoded` for `prepare` from `encode(source)` -> bytes (raising DataError for a bad source)."""
+    def encoded(start):
+        for source in sources[start:]:
+            try:
+                yield encode(source)
+            except DataError as error:
+                yield error
+    return encoded
+
+
+def _position_after(sources, manifest, skipped_sources):
     """The index in `sources` after the last source of the manifest's finished shards."""
     remaining = manifest.examples
     for position, source in enumerate(sources):

@@ -52,7 +52,9 @@ class KeywordData:
     targets: dict = field(default_factory=dict)  # split -> list of label ids
     silence: dict = field(default_factory=dict)  # split -> float32 [n, num_samples]
     noise_bank: np.ndarray = None                # float32 [recordings, samples] for noise mixing
+    noise_files: list = field(default_factory=list)  # the recordings noise_bank and silence are cut from
     audio_backend: str = "tf"                    # lstm_apps.inputs.audio.AUDIO_BACKENDS key
+    prepared: dict = field(default_factory=dict)  # split -> folder of prepared shards (pipeline.prepare_splits)
 
     @property
     def facts(self):
@@ -84,8 +86,9 @@ def detect_layout(data_dir):
                     f"Speech Commands (one folder of .wav/.flac clips per word)")
 
 
-def load(cfg, data_dir):
-    """The clips of `data_dir` (every file checked), as the config selects them. The config is only read."""
+def load(cfg, data_dir, check_files=True):
+    """The clips of `data_dir`, as the config selects them. The config is only read. Every file is checked here,
+    or (`check_files=False`, data.cache set) as `pipeline.prepare_splits` decodes it, so a fresh cache opens none."""
     data_cfg = cfg["data"]
     data_dir = Path(data_dir)
     layout = detect_layout(data_dir)
@@ -94,11 +97,11 @@ def load(cfg, data_dir):
         if not any(s == split for _, _, s in examples):
             raise DataError(f"{data_dir}: the {split} split is empty; expected clips in train, valid and test")
     rate = data_cfg["sample_rate"] or _first_rate(examples)
-    for path, _, _ in examples:
+    for path, _, _ in examples if check_files else ():
         check_audio_file(path, rate, allow_resample=data_cfg["resample"])
     num_samples = int(round(data_cfg["clip_seconds"] * rate))
     data = KeywordData(layout=layout, labels=labels, sample_rate=rate, num_samples=num_samples,
-                       audio_backend=data_cfg["audio_backend"])
+                       audio_backend=data_cfg["audio_backend"], noise_files=[str(p) for p in noise_files])
     index = {label: i for i, label in enumerate(labels)}
     for split in SPLITS:
         chosen = [(p, l) for p, l, s in examples if s == split]

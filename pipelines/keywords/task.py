@@ -75,7 +75,10 @@ class KeywordsTask(Task):
         return data_lib.download(cfg["data"]["dataset"])
 
     def read_data(self, cfg, data_dir, splits):
-        return data_lib.load(cfg, data_dir)
+        return data_lib.load(cfg, data_dir, check_files=not cfg["data"]["cache"])
+
+    def prepare_data(self, cfg, data, cache_dir, splits, progress=None):
+        return pipeline.prepare_splits(data, cfg, cache_dir, splits, progress)
 
     # ----------------------------------------------------------------------------------------- train
     def prepare_run(self, cfg, data, run):
