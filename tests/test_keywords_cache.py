@@ -109,3 +109,15 @@ def test_training_from_the_cache_equals_training_from_the_files(tmp_path):
     rows = [(tmp_path / run / "history.csv").read_text().splitlines() for run in ("files", "cached")]
     histories = [{k: float(v) for k, v in zip(r[0].split(","), r[1].split(",")) if k != "epoch_seconds"} for r in rows]
     assert histories[1] == pytest.approx(histories[0], rel=1e-6) and "val_loss" in histories[0]
+
+
+def test_prepared_speech_commands_hold_its_silence_clips_too(speech_commands_sample_dir, tmp_path):
+    cfg = config(tmp_path / "cache")
+    data = data_lib.load(cfg, speech_commands_sample_dir, check_files=False)
+    files_only = list(pipeline.split_targets(data, "test"))
+    pipeline.prepare_splits(data, cfg, tmp_path / "cache", ["test"])
+    prepared, decoded = clips(pipeline.waveform_dataset(data, "test")), clips(pipeline.decoded_clips(data, "test"))
+    silence_id = data.labels.index(data_lib.SILENCE)
+    assert sum(label == silence_id for _, label in prepared) == len(data.silence["test"]) > 0
+    assert [label for _, label in prepared] == [label for _, label in decoded] == files_only
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(prepared, decoded))

@@ -113,8 +113,8 @@ def split_targets(data, split):
     if split in data.prepared:
         labels = waveform_dataset(data, split).map(lambda _, label: label).batch(4096)
         return np.concatenate(list(labels.as_numpy_iterator()))
-    silence = [data.labels.index(SILENCE)] * len(data.silence.get(split, ()))
-    return np.array(data.targets[split] + silence, np.int32)
+    silence = len(data.silence.get(split, ()))
+    return np.array(data.targets[split] + ([data.labels.index(SILENCE)] * silence if silence else []), np.int32)
 
 
 def shuffled_clips(data, cfg):
