@@ -139,9 +139,9 @@ def dump(cfg):
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
 
 
-def write_atomic(path, text):
-    """Write a text file so that a reader never sees half of it."""
+def write_atomic(path, content):
+    """Write a file (`content`: str, or bytes) so that a reader never sees half of it."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     os.replace(tmp, path)

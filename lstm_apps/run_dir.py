@@ -116,6 +116,10 @@ class RunDir:
         self._check_writable(name)
         save_json_atomic(self.path / name, obj)
 
+    def save_bytes(self, name, content):
+        self._check_writable(name)
+        config_lib.write_atomic(self.path / name, content)
+
     def save_model(self, model):
         self._check_writable(MODEL_FILE)
         save_model(model, self.path / MODEL_FILE)

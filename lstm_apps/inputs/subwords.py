@@ -7,6 +7,7 @@ Serving's standard builds include them.
 """
 from pathlib import Path
 
+from lstm_apps.config import write_atomic
 from lstm_apps.errors import DataError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -29,9 +30,7 @@ def train_sentencepiece(sentences, path, vocab_size, model_type="unigram"):
         hard_vocab_limit=False, input_sentence_size=1_000_000, shuffle_input_sentence=True, minloglevel=2,
         num_threads=2)
     proto = buffer.getvalue()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    tmp.write_bytes(proto)
-    tmp.replace(path)
+    write_atomic(path, proto)
     return proto
 
 

@@ -47,6 +47,8 @@ class ParallelData:
     pairs: dict = field(default_factory=dict)    # split -> [(source, target)]
     dropped: dict = field(default_factory=dict)  # split -> pairs left out because one side was empty
     files: dict = field(default_factory=dict)    # split -> the file(s) it came from, for messages
+    prepared: dict = field(default_factory=dict)  # split -> folder of prepared shards (pipeline.prepare_splits)
+    subwords: Path = None                        # with prepared shards: the folder of the subword models they use
 
     @property
     def facts(self):

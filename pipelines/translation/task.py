@@ -15,9 +15,7 @@ from lstm_apps.tasks import Task
 from pipelines.translation import data as data_lib
 from pipelines.translation.inference import TextTranslator, plot_attention, translate_all
 from pipelines.translation.model import build_translator
-from pipelines.translation.pipeline import split_batches
-
-SUBWORD_FILES = {"source": "source.model", "target": "target.model"}
+from pipelines.translation.pipeline import SUBWORD_FILES, prepare_splits, split_batches
 
 
 def read_tokenizers(run):
@@ -44,13 +42,24 @@ class TranslationTask(Task):
     def read_data(self, cfg, data_dir, splits):
         return data_lib.load(cfg, data_dir, splits)
 
+    def prepare_data(self, cfg, data, cache_dir, splits, progress=None):
+        return prepare_splits(data, cfg, cache_dir, splits, progress)
+
     # ----------------------------------------------------------------------------------------- train
     def prepare_run(self, cfg, data, run):
-        """The SentencePiece models, trained on the training split in the first session, read back when resuming."""
+        """The SentencePiece models, trained on the training split in the first session (or copied from the
+        prepared cache, whose shards hold their ids), read back when resuming."""
         tokenizers = {}
         for index, (side, name) in enumerate(SUBWORD_FILES.items()):
+            cached = data.subwords / name if data.subwords else None
             if (run / name).exists():
                 proto = read_sentencepiece(run / name)
+                if cached and cached.read_bytes() != proto:
+                    raise DataError(f"{cached}: not the subword model this run started with ({run / name}); the "
+                                    "cache was rebuilt since: resume without data.cache, or start a new run")
+            elif cached:
+                proto = cached.read_bytes()
+                run.save_bytes(name, proto)
             else:
                 proto = train_sentencepiece([pair[index] for pair in data.pairs["train"]], run / name,
                                             cfg["tokenizer"][f"{side}_vocab"], cfg["tokenizer"]["model_type"])
