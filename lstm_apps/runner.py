@@ -18,7 +18,6 @@ from lstm_apps.run_dir import RunDir
 
 MEMBERS_DIR = "members"
 TRAINING_SPLITS = ("train", "valid")
-PREPARED_SPLITS = ("train", "valid", "test")  # what `prepare` encodes
 
 
 # --------------------------------------------------------------------------------------------- train
@@ -140,8 +139,8 @@ def prepare(task, data_dir=None, preset="quick", config_file=None, overrides=())
     task.check_config(cfg)
     if not cfg["data"].get("cache"):
         raise ConfigError("prepare: expected --data-cache DIR (or data.cache), the folder for the prepared shards")
-    data = task.read_data(cfg, resolve_data_dir(task, cfg), PREPARED_SPLITS)
-    return prepared(task, cfg, data, PREPARED_SPLITS)
+    data = task.read_data(cfg, resolve_data_dir(task, cfg), task.prepared_splits)
+    return prepared(task, cfg, data, task.prepared_splits)
 
 
 def prepared(task, cfg, data, splits):

@@ -43,6 +43,7 @@ class Task:
             named one when the data are that dataset.
         renamed_keys: {old dotted key: new dotted key}: read under the new name from older run dirs.
         saved_model_imports: modules to import before loading the task's SavedModel (ops they register).
+        prepared_splits: the splits `prepare` reads and encodes (the ones the task's pipelines stream).
 
     Data:
         dataset(cfg, data_dir) -> the dataset name `dataset_presets` spells, or None.
@@ -77,6 +78,7 @@ class Task:
     dataset_presets = {}
     renamed_keys = {}
     saved_model_imports = ()
+    prepared_splits = ("train", "valid", "test")
 
     def dataset(self, cfg, data_dir):
         return None

@@ -89,7 +89,8 @@ def split_source(data_dir, split, source_lang, target_lang):
             return source, target
     if (data_dir / f"{split}.tsv").is_file():
         return (data_dir / f"{split}.tsv",)
-    available = sorted({p.name.split(".")[0] for p in data_dir.iterdir() if p.is_file()})
+    available = sorted({p.name.split(".")[0] for p in data_dir.iterdir()
+                        if p.is_file() and not p.name.startswith(".")})
     raise DataError(f"{data_dir}: no split '{split}': expected {split}.{source_lang}[.gz] + "
                     f"{split}.{target_lang}[.gz] or {split}.tsv (found: {', '.join(available) or 'no files'})")
 

@@ -15,7 +15,7 @@ from lstm_apps.tasks import Task
 from pipelines.translation import data as data_lib
 from pipelines.translation.inference import TextTranslator, plot_attention, translate_all
 from pipelines.translation.model import build_translator
-from pipelines.translation.pipeline import SUBWORD_FILES, prepare_splits, split_batches
+from pipelines.translation.pipeline import STREAMED_SPLITS, SUBWORD_FILES, prepare_splits, split_batches
 
 
 def read_tokenizers(run):
@@ -27,6 +27,7 @@ class TranslationTask(Task):
     name = "translation"
     presets_dir = Path(__file__).parent / "presets"
     saved_model_imports = ("tensorflow_text",)  # registers the SentencePiece ops the SavedModel uses
+    prepared_splits = STREAMED_SPLITS  # evaluation translates the text of its split
 
     # ----------------------------------------------------------------------------------------- data
     def check_config(self, cfg):
