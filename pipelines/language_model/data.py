@@ -51,6 +51,7 @@ class CorpusData:
     vocabulary: Vocabulary = None                   # of the training split; None when it was not read
     ids: dict = field(default_factory=dict)         # split -> int32 ids (no leading <eos>; see text.stream)
     oov_tokens: dict = field(default_factory=dict)  # split -> tokens mapped to <unk> that are not in the vocabulary
+    prepared: dict = field(default_factory=dict)    # split -> folder of its prepared windows (pipeline.prepare_splits)
 
     def encode(self, split, vocabulary):
         """(ids, out-of-vocabulary count) of a split under `vocabulary` (a trained run's)."""

@@ -25,6 +25,7 @@ class LanguageModelTask(Task):
     name = "language-model"
     presets_dir = Path(__file__).parent / "presets"
     renamed_keys = {"model.tie_weights": "model.tie_embeddings"}  # translation's name for the same switch
+    prepared_splits = pipeline.TRAINING_SPLITS  # evaluation scores the stream of its split
 
     # ----------------------------------------------------------------------------------------- data
     def check_config(self, cfg):
@@ -39,12 +40,19 @@ class LanguageModelTask(Task):
             pipeline.check_windows(cfg, data)
         return data
 
+    def prepare_data(self, cfg, data, cache_dir, splits, progress=None):
+        return pipeline.prepare_splits(data, cfg, cache_dir, splits, progress)
+
     # ----------------------------------------------------------------------------------------- train
     def prepare_run(self, cfg, data, run):
         """The run's vocabulary (the assets): the training split's, written to vocabulary.json on the first
         session; a resumed run keeps the one it saved."""
         if (run / VOCABULARY_FILE).exists():
             vocabulary = Vocabulary.from_json(run.load_json(VOCABULARY_FILE))
+            if data.prepared and vocabulary.words != data.vocabulary.words:
+                raise DataError(f"{run / VOCABULARY_FILE}: the training split's vocabulary changed since this run "
+                                "started, and data.cache holds windows of the new one: resume without data.cache, "
+                                "or start a new run")
         else:
             vocabulary = data.vocabulary
             run.save_json(VOCABULARY_FILE, vocabulary.to_json())
