@@ -25,6 +25,8 @@ class Backbone:
     output: str         # "fc2" (the VGG16 fc2 layer, as the MSVD feature sets) or "avg" (global average pooling)
 
 
+FRAMES_PER_CALL = 1024  # frames of consecutive clips through the backbone in one distributed predict
+
 # features.backbone -> how to build it (and `conv`: the small frame encoder trained end to end with the captioner,
 # in pipelines.captioning.model)
 TRAINABLE = "conv"
@@ -65,10 +67,12 @@ def build_backbone(name, weights="imagenet"):
     return keras.Model(frames, features, name=f"{name}_features")
 
 
-def extract(videos, cache_dir, backbone_name, weights, num_frames, size=None, batch_size=32):
+def extract(videos, cache_dir, backbone_name, weights, num_frames, size=None, batch_size=32, devices=None):
     """Features of every video ({clip id: path}) into cache_dir/<clip>.npy, skipping those already there.
     With the trainable `conv` frame encoder the cached arrays are the decoded frames themselves, uint8
-    (T, size, size, 3): the encoder learns from them in training. Returns the number of clips computed now."""
+    (T, size, size, 3): the encoder learns from them in training. Clips are decoded in parallel
+    (`decoded_videos`) and the backbone runs on `devices` (default `local_devices()`: every local GPU) with
+    `batch_size` frames per device. Returns the number of clips computed now."""
     import keras
 
     cache_dir = Path(cache_dir)
@@ -77,17 +81,71 @@ def extract(videos, cache_dir, backbone_name, weights, num_frames, size=None, ba
     if not todo:
         return 0
     trainable = backbone_name == TRAINABLE
-    backbone = None if trainable else build_backbone(backbone_name, weights)
     frame_size = (size, size) if trainable else BACKBONES[backbone_name].size
-    progress = keras.utils.Progbar(len(todo), unit_name="clip")
-    for done, (clip, path) in enumerate(sorted(todo.items()), start=1):
-        frames = read_frames(path, num_frames, size=frame_size)
-        array = frames if trainable else backbone.predict(frames, batch_size=batch_size, verbose=0).astype(np.float32)
-        tmp = cache_dir / f".{clip}.tmp.npy"
-        np.save(tmp, array)
-        tmp.replace(cache_dir / f"{clip}.npy")
+    backbone = None if trainable else Extractor(backbone_name, weights, devices or local_devices(), batch_size)
+    clips_per_call = 1 if trainable else max(1, FRAMES_PER_CALL // num_frames)
+    progress, done, chunk = keras.utils.Progbar(len(todo), unit_name="clip"), 0, []
+    for index, decoded in enumerate(decoded_videos(todo, num_frames, frame_size), start=1):
+        chunk.append(decoded)
+        if len(chunk) < clips_per_call and index < len(todo):
+            continue
+        arrays = ([frames for _, frames in chunk] if trainable else
+                  np.split(backbone(np.concatenate([frames for _, frames in chunk])), len(chunk)))
+        for (clip, _), array in zip(chunk, arrays):  # each clip's file as soon as it is computed
+            tmp = cache_dir / f".{clip}.tmp.npy"
+            np.save(tmp, array)
+            tmp.replace(cache_dir / f"{clip}.npy")
+        done, chunk = done + len(chunk), []
         progress.update(done)
     return len(todo)
+
+
+def decoded_videos(videos, num_frames, frame_size):
+    """(clip, uint8 frames [num_frames, *frame_size, 3]) of {clip: path}, in clip order, decoded by PyAV in a
+    tf.data map with parallel calls (FFmpeg runs without the GIL, so the cores decode side by side). A bad file
+    is the DataError of `read_frames`, naming it."""
+    import tensorflow as tf
+
+    clips = sorted(videos)
+
+    def decode(path):
+        try:
+            return read_frames(path.decode(), num_frames, size=frame_size), b""
+        except DataError as error:
+            return np.zeros((0, *frame_size, 3), np.uint8), str(error).encode()
+
+    paths = tf.data.Dataset.from_tensor_slices([str(videos[clip]) for clip in clips])
+    decoded = paths.map(lambda path: tf.numpy_function(decode, [path], (tf.uint8, tf.string), stateful=False),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+    for clip, (frames, problem) in zip(clips, decoded.as_numpy_iterator()):
+        if problem:
+            raise DataError(problem.decode())
+        yield clip, frames
+
+
+def local_devices():
+    """The devices feature extraction runs on: every local GPU, else every logical CPU device (one, unless the
+    process split its CPU, as the tests and benchmarks do)."""
+    import tensorflow as tf
+
+    return [d.name for d in tf.config.list_logical_devices("GPU")] or [d.name for d in
+                                                                       tf.config.list_logical_devices("CPU")]
+
+
+class Extractor:
+    """A frozen backbone on several devices: each call splits the frames' batches over them (Keras predict under
+    tf.distribute's MirroredStrategy, one replica per device) and returns float32 features [frames, D] in order."""
+
+    def __init__(self, backbone_name, weights, devices, batch_size=32):
+        import tensorflow as tf
+
+        self.strategy = tf.distribute.MirroredStrategy(devices) if len(devices) > 1 else tf.distribute.get_strategy()
+        with self.strategy.scope():
+            self.network = build_backbone(backbone_name, weights)
+        self.batch_size = batch_size * self.strategy.num_replicas_in_sync
+
+    def __call__(self, frames):
+        return self.network.predict(frames, batch_size=self.batch_size, verbose=0).astype(np.float32)
 
 
 def check_shape(array, source, num_frames=None, tail=None):
