@@ -131,10 +131,10 @@ def sources(cfg, recorded=None):
     return resolved("features", cfg["data"]["features"]), resolved("cache_dir", cfg["features"]["cache_dir"])
 
 
-def clip_arrays(cfg, data_dir, clips, tail=None, features=None, cache_dir=None):
+def clip_arrays(cfg, data_dir, clips, tail=None, features=None, cache_dir=None, lazy=False):
     """({clip: array} for `clips`, the folder or archive read): from the precomputed `features`, or decoded from
     the videos and extracted into the cache first. Clips without features (or without a video) are left out, and
-    counted on stdout."""
+    counted on stdout. `lazy`: from a folder, each clip read only when it is looked up (`FeatureFiles`)."""
     data_cfg, features_cfg = cfg["data"], cfg["features"]
     if features:
         source = Path(features)
@@ -148,7 +148,7 @@ def clip_arrays(cfg, data_dir, clips, tail=None, features=None, cache_dir=None):
         features_lib.extract({c: videos[c] for c in clips if c in videos}, source, features_cfg["backbone"],
                              features_cfg["weights"], data_cfg["num_frames"], size=features_cfg["size"],
                              batch_size=features_cfg["batch_size"])
-    arrays = features_lib.read_feature_set(source, sorted(clips), data_cfg["num_frames"], tail)
+    arrays = features_lib.read_feature_set(source, sorted(clips), data_cfg["num_frames"], tail, lazy=lazy)
     if len(arrays) < len(clips):
         print(f"{source}: {len(clips) - len(arrays)} of {len(clips)} clips have no features and are left out")
     return arrays, source
@@ -161,6 +161,8 @@ class ClipData:
     captions: Captions
     splits: dict                                 # CLI split -> the files' split name
     arrays: dict = field(default_factory=dict)   # CLI split -> {clip: features (T, D) or frames (T, H, W, 3)}
+                                                 # (with data.cache a FeatureFiles: read clip by clip)
+    prepared: dict = field(default_factory=dict)  # CLI split -> folder of prepared shards (pipeline.prepare_splits)
     sources: dict = field(default_factory=dict)  # what the arrays were read from (see `facts`)
 
     def references(self, split):
@@ -180,12 +182,12 @@ class ClipData:
         return facts
 
 
-def read_arrays(cfg, data, split, tail=None, recorded=None):
+def read_arrays(cfg, data, split, tail=None, recorded=None, lazy=False):
     """data.arrays[split]: the split's clips' arrays, from the sources a run recorded (`recorded`: its metadata)
     or the config's; `tail` the shape after the frames axis (default: the first clip's). A split without any is a
     DataError."""
     features, cache_dir = sources(cfg, recorded)
-    arrays, source = clip_arrays(cfg, data.folder, data.references(split), tail, features, cache_dir)
+    arrays, source = clip_arrays(cfg, data.folder, data.references(split), tail, features, cache_dir, lazy)
     if not arrays:
         raise DataError(f"{data.folder}: no clip of split '{data.splits[split]}' has features; expected videos in "
                         f"data.videos or precomputed features in data.features")
@@ -195,11 +197,12 @@ def read_arrays(cfg, data, split, tail=None, recorded=None):
 
 def load(cfg, data_dir, splits, arrays=True):
     """The captions of `splits` (CLI names) and, with `arrays`, every clip's array (read from data.features, else
-    decoded from the videos and extracted into the cache): every file checked. The config is only read."""
+    decoded from the videos and extracted into the cache): every file checked. With data.cache the arrays are
+    read clip by clip as the cache is prepared (`FeatureFiles`), never all at once. The config is only read."""
     data_dir = Path(data_dir)
     names = {canonical_split(split): file_split(cfg, split) for split in splits}
     data = ClipData(data_dir, read_captions(data_dir, tuple(names.values())), names)
     if arrays:
         for split in names:
-            read_arrays(cfg, data, split)
+            read_arrays(cfg, data, split, lazy=bool(cfg["data"]["cache"]))
     return data

@@ -8,6 +8,7 @@ is no network here) or a local weights file (`weights: /path/to/file.h5`); `weig
 initialisation (tests: the real network and the real decoding, without pretrained weights), built from seed 0 so the features
 cached at extraction and the backbone inside an export are the same network.
 """
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,11 +166,29 @@ def find_feature_file(folder, clip):
     return next(iter(sorted(Path(folder).glob(f"{clip}.*.npy"))), None)
 
 
-def read_feature_set(source, clips, num_frames=None, tail=None):
+class FeatureFiles(Mapping):
+    """{clip: array} over a folder of per-clip .npy files, each read (and checked: `load_features`) when it is
+    looked up, never held: what a prepared cache is made from, one clip at a time."""
+
+    def __init__(self, paths, num_frames=None, tail=None):
+        self.paths, self.num_frames, self.tail = dict(sorted(paths.items())), num_frames, tail
+
+    def __getitem__(self, clip):
+        return load_features(self.paths[clip], self.num_frames, self.tail)
+
+    def __iter__(self):
+        return iter(self.paths)
+
+    def __len__(self):
+        return len(self.paths)
+
+
+def read_feature_set(source, clips, num_frames=None, tail=None, lazy=False):
     """{clip: array} of the `clips` found in `source`: a folder of per-clip .npy files or an .npz archive with
     `features` [n, T, ...] and `clip_ids` [n] (as the shared MSVD set). Clips without features are left out; a
     file of the wrong shape (T other than num_frames, or other trailing dimensions than `tail`, by default those
-    of the first clip) is a DataError naming it."""
+    of the first clip) is a DataError naming it. `lazy` (a folder): a `FeatureFiles` that reads each clip when
+    it is looked up."""
     source = Path(source)
     if source.suffix == ".npz":
         try:
@@ -183,6 +202,11 @@ def read_feature_set(source, clips, num_frames=None, tail=None):
                 for clip in clips if clip in index}
     if not source.is_dir():
         raise DataError(f"data.features {source}: no such folder or .npz archive; expected per-clip (T, D) .npy files")
+    if lazy:
+        paths = {clip: find_feature_file(source, clip) for clip in clips}
+        found = FeatureFiles({clip: path for clip, path in paths.items() if path is not None}, num_frames, tail)
+        found.tail = tail or (next(iter(found.values())).shape[1:] if found else None)
+        return found
     found = {}
     for clip in clips:
         path = find_feature_file(source, clip)

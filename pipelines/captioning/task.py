@@ -27,6 +27,7 @@ class CaptioningTask(Task):
     name = "captioning"
     presets_dir = Path(__file__).parent / "presets"
     renamed_keys = {"model.architecture": "model.name"}
+    prepared_splits = pipeline.STREAMED_SPLITS  # evaluation captions the arrays of its split
 
     # ----------------------------------------------------------------------------------------- data
     def check_config(self, cfg):
@@ -45,6 +46,9 @@ class CaptioningTask(Task):
         also every clip's array, read or extracted now, so a bad video or features file fails before the run dir
         is touched; `evaluate` reads its split's arrays in `score`, from the sources the run recorded."""
         return data_lib.load(cfg, data_dir, splits, arrays=tuple(splits) == runner.TRAINING_SPLITS)
+
+    def prepare_data(self, cfg, data, cache_dir, splits, progress=None):
+        return pipeline.prepare_splits(data, cfg, cache_dir, splits, progress)
 
     # ----------------------------------------------------------------------------------------- train
     def prepare_run(self, cfg, data, run):
