@@ -42,6 +42,21 @@ def test_speech_commands_core_12_classes(speech_commands_core_dir):
     assert data.noise_bank.shape[0] == 6
     # silence differs between splits (cut from different parts of the noise recordings)
     assert not np.allclose(data.silence["train"][0], data.silence["test"][0])
+    # cut in the graph when read: the clips a direct NumPy cut of the test noise gives (the reference pipeline's
+    # recipe: a random recording, a random start, a random volume in [0, 1], zero-padded to 1 s)
+    silence = data.silence["test"]
+    streamed = np.stack(list(silence.dataset().as_numpy_iterator()))
+    rng, noise = np.random.default_rng(data_lib.SPLITS.index("test")), []
+    for path in data.noise_files:
+        samples = data_lib.read_audio_py(path)[0]
+        noise.append(samples[int(0.9 * len(samples)):])
+    for clip in streamed:
+        source = noise[rng.integers(len(noise))]
+        start = rng.integers(0, max(len(source) - 16000, 0) + 1)
+        piece = source[start:start + 16000] * rng.uniform(0, 1)
+        np.testing.assert_allclose(clip[:len(piece)], piece, rtol=1e-6, atol=1e-7)
+        assert not clip[len(piece):].any()
+    assert streamed.shape == (len(silence), 16000) and streamed.std() > 0
 
 
 def test_speech_commands_sample_official_lists_and_all_words(speech_commands_sample_dir):

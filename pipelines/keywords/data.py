@@ -50,7 +50,7 @@ class KeywordData:
     num_samples: int
     files: dict = field(default_factory=dict)    # split -> list of paths
     targets: dict = field(default_factory=dict)  # split -> list of label ids
-    silence: dict = field(default_factory=dict)  # split -> float32 [n, num_samples]
+    silence: dict = field(default_factory=dict)  # split -> SilenceClips (cut when read)
     noise_bank: np.ndarray = None                # float32 [recordings, samples] for noise mixing
     noise_files: list = field(default_factory=list)  # the recordings noise_bank and silence are cut from
     audio_backend: str = "tf"                    # lstm_apps.inputs.audio.AUDIO_BACKENDS key
@@ -112,7 +112,7 @@ def load(cfg, data_dir, check_files=True):
     if SILENCE in labels:
         for split in SPLITS:
             count = int(round(data_cfg["silence_fraction"] * len(data.files[split])))
-            data.silence[split] = _cut_silence(noise_parts[split], count, num_samples, seed=SPLITS.index(split))
+            data.silence[split] = SilenceClips(noise_parts[split], count, num_samples, seed=SPLITS.index(split))
     return data
 
 
@@ -247,16 +247,46 @@ def _equal_rows(recordings):
     return np.stack([r[:length] for r in recordings]).astype(np.float32)
 
 
-def _cut_silence(recordings, count, num_samples, seed):
-    """`count` clips of background noise at random volumes in [0, 1], as the reference TF pipeline makes silence."""
-    rng = np.random.default_rng(seed)
-    clips = np.zeros((count, num_samples), np.float32)
-    for i in range(count):
-        source = recordings[rng.integers(len(recordings))]
-        start = rng.integers(0, max(len(source) - num_samples, 0) + 1)
-        piece = source[start : start + num_samples]
-        clips[i, : len(piece)] = piece * rng.uniform(0, 1)
-    return clips
+class SilenceClips:
+    """`count` clips of background noise at random volumes in [0, 1], as the reference TF pipeline makes silence:
+    drawn up front as (recording, start, volume), cut only when read (`dataset`), so a split of 100k clips does
+    not hold its ~10k silence clips in memory. `clips[i]` cuts one (NumPy)."""
+
+    def __init__(self, recordings, count, num_samples, seed):
+        rng = np.random.default_rng(seed)
+        self.num_samples = num_samples
+        self.recordings = np.zeros((len(recordings), max(max(len(r) for r in recordings), num_samples)), np.float32)
+        for row, samples in enumerate(recordings):
+            self.recordings[row, :len(samples)] = samples
+        lengths = np.array([len(r) for r in recordings])
+        self.cuts = np.zeros((count, 3), np.int64)  # recording, start, piece length
+        self.volumes = np.zeros(count, np.float32)
+        for i in range(count):
+            source = rng.integers(len(recordings))
+            start = rng.integers(0, max(lengths[source] - num_samples, 0) + 1)
+            self.cuts[i] = source, start, min(num_samples, lengths[source] - start)
+            self.volumes[i] = rng.uniform(0, 1)
+
+    def __len__(self):
+        return len(self.cuts)
+
+    def __getitem__(self, i):
+        source, start, length = self.cuts[i]
+        clip = np.zeros(self.num_samples, np.float32)
+        clip[:length] = self.recordings[source, start:start + length] * self.volumes[i]
+        return clip
+
+    def dataset(self, start=0):
+        """The clips from `start` on as a tf.data.Dataset of float32 [num_samples], cut in the graph."""
+        import tensorflow as tf
+
+        recordings, num_samples = tf.constant(self.recordings), self.num_samples
+
+        def cut(where, volume):
+            piece = recordings[where[0], where[1]:where[1] + where[2]] * volume
+            return tf.pad(piece, [[0, num_samples - where[2]]])
+
+        return tf.data.Dataset.from_tensor_slices((self.cuts[start:], self.volumes[start:])).map(cut)
 
 
 # layout name -> (detect(data_dir) -> bool, read(data_dir, data_cfg) -> (examples, labels, noise files))

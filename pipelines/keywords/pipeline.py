@@ -23,8 +23,8 @@ def decoded_clips(data, split, start=0):
     silence = data.silence.get(split)
     if silence is not None and len(silence):
         first = max(start - len(data.files[split]), 0)
-        labels = np.full(len(silence) - first, data.labels.index(SILENCE), np.int32)
-        ds = ds.concatenate(tf.data.Dataset.from_tensor_slices((silence[first:], labels)))
+        label = data.labels.index(SILENCE)
+        ds = ds.concatenate(silence.dataset(first).map(lambda clip: (clip, tf.constant(label, tf.int32))))
     return ds
 
 
