@@ -69,8 +69,30 @@ def _multi_worker(train_cfg):
         address = cluster[task["type"]][int(task["index"])]
         raise ConfigError(f"TF_CONFIG: this worker ({task['type']} {task['index']}) cannot serve at {address}: "
                           f"{library_reason(error)}") from None
+    return Distribution("multi_worker", strategy, *_place(cluster, task))
+
+
+def _place(cluster, task):
+    """(this worker's number, the number of workers): the chief first, then the workers in order."""
     members = [(kind, index) for kind in ("chief", "worker") for index in range(len(cluster.get(kind, [])))]
-    return Distribution("multi_worker", strategy, members.index((task["type"], int(task["index"]))), len(members))
+    return members.index((task["type"], int(task["index"]))), len(members)
+
+
+def worker_share(train_cfg):
+    """(this worker's number, the number of workers) under multi_worker, else (0, 1): which part of a sharded
+    dataset this process reads (`PerWorker`)."""
+    if train_cfg.get("distribution") != "multi_worker":
+        return 0, 1
+    return _place(*tf_config())
+
+
+@dataclass
+class PerWorker:
+    """A training dataset of this worker's own part of every global batch (read from its own shards), returned by
+    a task instead of global batches: each worker's local replicas share its batches (`distributed_batch`). Every
+    worker must yield the same number of batches per epoch (a collective per step)."""
+
+    dataset: object
 
 
 # train.distribution -> the function that builds it from the train config (None: no strategy, plain Keras fit)
@@ -134,10 +156,17 @@ def replica_slice(batch, replica, replicas):
     return tf.nest.map_structure(lambda tensor: tensor[start:stop], batch)
 
 
-def distributed_batch(strategy, batch):
-    """A global batch (read on this worker) as per-replica values: each local replica gets its `replica_slice`."""
-    return strategy.experimental_distribute_values_from_function(
-        lambda context: replica_slice(batch, context.replica_id_in_sync_group, context.num_replicas_in_sync))
+def distributed_batch(strategy, batch, per_worker=False):
+    """A global batch (read on this worker) as per-replica values: each local replica gets its `replica_slice`.
+    `per_worker`: the batch is this worker's part of the global batch (`PerWorker`), shared by its local replicas."""
+    local = len(strategy.extended.worker_devices)
+
+    def value(context):
+        if per_worker:
+            return replica_slice(batch, context.replica_id_in_sync_group % local, local)
+        return replica_slice(batch, context.replica_id_in_sync_group, context.num_replicas_in_sync)
+
+    return strategy.experimental_distribute_values_from_function(value)
 
 
 def scope(distribution):

@@ -311,13 +311,15 @@ def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra
         keras.callbacks.TerminateOnNaN(),
     ]
     epochs, initial_epoch = train_cfg["epochs"], min(initial_epoch, train_cfg["epochs"])
+    per_worker = isinstance(train_ds, distribute.PerWorker)
+    train_ds = train_ds.dataset if per_worker else train_ds
     if distribution is None:
         history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
                             steps_per_epoch=steps_per_epoch, verbose=verbose, shuffle=False,
                             initial_epoch=initial_epoch)
     else:
         history = distributed_fit(model, distribution.strategy, train_ds, val_ds, callbacks, epochs, initial_epoch,
-                                  verbose, make_metrics, train_cfg["clipnorm"])
+                                  verbose, make_metrics, train_cfg["clipnorm"], per_worker)
     losses = history.history.get("loss", [])
     if losses and not all(math.isfinite(v) for v in losses):
         if chief:
@@ -333,10 +335,11 @@ def fit(model, train_ds, val_ds, run_dir, train_cfg, steps_per_epoch=None, extra
 
 
 def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initial_epoch, verbose, make_metrics,
-                    clipnorm=0):
+                    clipnorm=0, per_worker=False):
     """The epochs of `model.fit` under a tf.distribute strategy, calling the same callbacks in the same order
     (Keras 3 `fit` fails under MultiWorkerMirroredStrategy, keras-team/keras#20585). `train_ds` and `val_ds` yield
-    global batches; each replica gets its slice (`distribute.replica_slice`).
+    global batches; each replica gets its slice (`distribute.replica_slice`). `per_worker`: `train_ds` yields this
+    worker's part of each global batch (`distribute.PerWorker`), sliced among its local replicas.
 
     Exact across replicas, whatever the slices' sizes: a replica's loss is its summed loss over the global batch's
     count (`losses.sum_and_count`, counts summed across replicas), so the replicas' summed gradients are those
@@ -411,7 +414,7 @@ def distributed_fit(model, strategy, train_ds, val_ds, callbacks, epochs, initia
         callback_list.on_epoch_begin(epoch)
         for step, batch in enumerate(train_ds):  # a new iterator every epoch, as in fit: a new shuffle
             callback_list.on_train_batch_begin(step)
-            logs = python_logs(train_step(distribute.distributed_batch(strategy, batch)))
+            logs = python_logs(train_step(distribute.distributed_batch(strategy, batch, per_worker)))
             callback_list.on_train_batch_end(step, logs)
             if model.stop_training:
                 break

@@ -121,3 +121,24 @@ def test_prepared_speech_commands_hold_its_silence_clips_too(speech_commands_sam
     assert sum(label == silence_id for _, label in prepared) == len(data.silence["test"]) > 0
     assert [label for _, label in prepared] == [label for _, label in decoded] == files_only
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(prepared, decoded))
+
+
+def test_under_multi_worker_each_worker_streams_its_own_shards(tmp_path):
+    """Workers 0 and 1 of 2 read disjoint shards and bring half of every global batch, the same number of
+    batches each (what a collective per step needs), together covering the split."""
+    from lstm_apps.distribute import PerWorker
+
+    cfg = config(tmp_path / "cache", "train.shuffle_buffer=16", "data.shard_size=10", "train.batch_size=8",
+                 "augment.speed_change=0", "augment.time_shift_ms=0", "augment.noise_probability=0")
+    data = data_lib.load(cfg, fsdd_copy(tmp_path), check_files=False)
+    manifest = pipeline.prepare_splits(data, cfg, tmp_path / "cache", ["train"])["train"]
+    assert manifest.examples == 40 and len(manifest.shards) == 4
+    seen = []
+    for worker in (0, 1):
+        batches = pipeline.training_dataset(data, cfg, share=(worker, 2))
+        assert isinstance(batches, PerWorker)
+        epoch = list(batches.dataset.as_numpy_iterator())
+        assert len(epoch) == 40 // 8 and all(len(labels) == 4 for _, labels in epoch)
+        seen.append({waveform.tobytes() for waveforms, _ in epoch for waveform in waveforms})
+    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 40
+    assert not isinstance(pipeline.training_dataset(data, cfg, share=(0, 1)), PerWorker)  # one worker: global batches

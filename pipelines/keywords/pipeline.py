@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from lstm_apps.errors import DataError, library_reason
+from lstm_apps import distribute
+from lstm_apps.errors import ConfigError, DataError, library_reason
 from lstm_apps.inputs import shards
 from lstm_apps.inputs.audio import check_audio_file, load_waveform_dataset, mix_noise, speed_perturb_clip, time_shift
 from pipelines.keywords.data import SILENCE
@@ -44,7 +45,7 @@ def prepare_splits(data, cfg, cache_dir, splits, progress=None):
     is left out and counted in the split's manifest. Returns {split: Manifest}."""
     data_cfg = cfg["data"]
     settings = {key: data_cfg[key] for key in ("split", "test_speaker", "words", "resample", "audio_backend",
-                                               "clip_seconds", "silence_fraction")}
+                                               "clip_seconds", "silence_fraction", "shard_size")}
     settings |= {"sample_rate": data.sample_rate, "labels": data.labels}
     manifests = {}
     for split in splits:
@@ -52,7 +53,8 @@ def prepare_splits(data, cfg, cache_dir, splits, progress=None):
         made_of = shards.fingerprint(data.files[split] + data.noise_files, settings | {"split_name": split})
         folder = Path(cache_dir) / split
         manifests[split] = shards.prepare(folder, sources, _encoded_clips(data, split, data_cfg["resample"]),
-                                          made_of, skip_bad=data_cfg["skip_bad_files"],
+                                          made_of, examples_per_shard=data_cfg["shard_size"],
+                                          skip_bad=data_cfg["skip_bad_files"],
                                           progress=progress and (lambda done, total: progress(split, done, total)))
         data.prepared[split] = folder
     return manifests
@@ -117,19 +119,26 @@ def split_targets(data, split):
     return np.array(data.targets[split] + ([data.labels.index(SILENCE)] * silence if silence else []), np.int32)
 
 
-def shuffled_clips(data, cfg):
+def shuffled_clips(data, cfg, share=(0, 1)):
     """The training clips in a new order every epoch. train.shuffle_buffer 0 shuffles the whole split (in memory);
-    N > 0 holds N clips: prepared shards are then read in a shuffled order, interleaved, through that buffer."""
+    N > 0 holds N clips: prepared shards are then read in a shuffled order, interleaved, through that buffer, and
+    `share` (worker, workers) reads only that worker's shards."""
     seed, buffer = cfg["train"]["seed"], cfg["train"]["shuffle_buffer"]
     if buffer and "train" in data.prepared:
-        return shards.read(data.prepared["train"], parse_clip(data.num_samples), shuffle_buffer=buffer, seed=seed)
+        return shards.read(data.prepared["train"], parse_clip(data.num_samples), shuffle_buffer=buffer, seed=seed,
+                           num_pipelines=share[1], pipeline=share[0])
     return waveform_dataset(data, "train").shuffle(buffer or split_size(data, "train"), seed=seed,
                                                    reshuffle_each_iteration=True)
 
 
-def training_dataset(data, cfg):
-    """Shuffled, augmented (speed change, time shift, noise mixing) batches; SpecAugment runs inside the model."""
-    augment = cfg["augment"]
+def training_dataset(data, cfg, share=None):
+    """Shuffled, augmented (speed change, time shift, noise mixing) batches; SpecAugment runs inside the model.
+    Under multi_worker, streaming prepared shards (train.shuffle_buffer > 0), each worker reads its own shards and
+    yields its part of every global batch (`distribute.PerWorker`): batch_size / workers clips, the same number
+    of batches on every worker (its clips repeated to fill them; the split's last partial batch is left out)."""
+    augment, batch_size = cfg["augment"], cfg["train"]["batch_size"]
+    worker, workers = share or distribute.worker_share(cfg["train"])
+    per_worker = workers > 1 and cfg["train"]["shuffle_buffer"] and "train" in data.prepared
     max_shift = int(augment["time_shift_ms"] * data.sample_rate / 1000)
     noise_bank = tf.constant(data.noise_bank)
 
@@ -142,10 +151,18 @@ def training_dataset(data, cfg):
             waveform = mix_noise(waveform, noise_bank, augment["noise_probability"], augment["noise_volume"])
         return waveform, label
 
-    return (shuffled_clips(data, cfg)
-            .map(augment_clip, num_parallel_calls=tf.data.AUTOTUNE)
-            .batch(cfg["train"]["batch_size"])
-            .prefetch(tf.data.AUTOTUNE))
+    clips = shuffled_clips(data, cfg, (worker, workers) if per_worker else (0, 1))
+    if not per_worker:
+        return (clips.map(augment_clip, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+                .prefetch(tf.data.AUTOTUNE))
+    if batch_size % workers:
+        raise ConfigError(f"train.batch_size: {batch_size} clips do not divide by the {workers} workers; each "
+                          "reads its own shards and brings an equal part of every batch")
+    steps = split_size(data, "train") // batch_size
+    print(f"worker {worker} of {workers}: streams its own shards (every {workers}th from shard {worker}), "
+          f"{batch_size // workers} clips of each global batch of {batch_size}, {steps} batches an epoch", flush=True)
+    return distribute.PerWorker(clips.repeat().map(augment_clip, num_parallel_calls=tf.data.AUTOTUNE)
+                                .batch(batch_size // workers).take(steps).prefetch(tf.data.AUTOTUNE))
 
 
 def evaluation_dataset(data, split, batch_size):
