@@ -192,9 +192,15 @@ def test_a_clip_shorter_than_num_frames_is_sampled_with_repetition(sa_lstm_run, 
     frames = read_frames(short, 8)
     assert frames.shape == (8, 64, 64, 3)
     np.testing.assert_array_equal(frames[0], frames[1])  # 3 frames spread over 8: each used two or three times
+    decoded = read_frames(short, 3)  # the clip's own frames: the 8 are them, in order, repeated
+    np.testing.assert_array_equal(frames, decoded[[0, 0, 0, 1, 1, 2, 2, 2]])
+    # predict captions the repeated frames as the module captions them (what a 3-frame clip shows is outside
+    # what the quick run learned reliably: its words are not asserted)
+    run = RunDir(sa_lstm_run)
+    expected = TASK.inference(run.config(TASK), run, {}).caption_arrays([frames])[0][0]
     capsys.readouterr()
     assert main(["captioning", "predict", "--run-dir", str(sa_lstm_run), str(short)]) == 0
-    assert json.loads(capsys.readouterr().out)["caption"].split()[-1] == "up"
+    assert json.loads(capsys.readouterr().out)["caption"] == expected != ""
 
 
 @pytest.mark.slow
