@@ -131,3 +131,33 @@ def report(benchmark, title, rows, columns, machine, settings, notes=()):
                "notes": list(notes)}
     print(json.dumps(payload, default=str), flush=True)
     return payload
+
+
+def prepare_in_child(task, data_dir, cache, settings):
+    """`lstm-apps TASK prepare --data-dir DATA_DIR --data-cache CACHE --set SETTINGS...` in a child process (its
+    memory is not this one's): (wall seconds, bytes of the shards)."""
+    import subprocess
+
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lstm_apps.cli", task, "prepare", "--data-dir", str(data_dir),
+                    "--data-cache", str(cache), "--set", *settings], check=True, cwd=REPO)
+    return time.perf_counter() - started, sum(f.stat().st_size for f in Path(cache).rglob("*.tfrecord"))
+
+
+def read_prepared(task_name, data_dir, cache, settings):
+    """In this process, after `prepare_in_child`: (machine info, the task, its quick config with the cache, its
+    training data pointed at the complete shards, {split: Manifest}), as `train` reads them."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from lstm_apps import runner
+    from lstm_apps.config import build_config
+    from lstm_apps.tasks import get_task
+
+    machine = machine_info(versions=f"tensorflow {tf.__version__} / keras {keras.__version__}")
+    print_machine(machine)
+    task = get_task(task_name)
+    cfg = build_config(task.presets_dir, "quick", overrides=[f"data.dir={data_dir}", f"data.cache={cache}", *settings])
+    data = task.read_data(cfg, data_dir, runner.TRAINING_SPLITS)
+    return machine, task, cfg, data, runner.prepared(task, cfg, data, runner.TRAINING_SPLITS)

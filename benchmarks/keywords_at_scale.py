@@ -20,10 +20,7 @@ Run:
 """
 import argparse
 import json
-import os
 import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -73,27 +70,14 @@ def main(argv=None):
     settings = [f"train.shuffle_buffer={args.shuffle_buffer}"]
 
     # ------------------------------------------------------------------ 1. prepare (a child process)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "lstm_apps.cli", "keywords", "prepare", "--data-dir", str(data_dir),
-                    "--data-cache", str(cache), "--set", *settings], check=True, cwd=_common.REPO)
-    prepare_s = time.perf_counter() - started
-    cache_bytes = sum(f.stat().st_size for f in cache.rglob("*.tfrecord"))
+    prepare_s, cache_bytes = _common.prepare_in_child("keywords", data_dir, cache, settings)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    machine, task, cfg, data, manifests = _common.read_prepared("keywords", data_dir, cache, settings)
     import numpy as np
-    import tensorflow as tf
 
     from lstm_apps import runner, training
-    from lstm_apps.config import build_config
     from pipelines.keywords.pipeline import split_size, training_dataset
-    from pipelines.keywords.task import TASK
 
-    machine = _common.machine_info(versions=f"tensorflow {tf.__version__} / keras {keras.__version__}")
-    _common.print_machine(machine)
-    cfg = build_config(TASK.presets_dir, "quick", overrides=[f"data.dir={data_dir}", f"data.cache={cache}", *settings])
-    data = TASK.read_data(cfg, data_dir, runner.TRAINING_SPLITS)
-    manifests = runner.prepared(TASK, cfg, data, runner.TRAINING_SPLITS)  # complete: read only
     batch_size = cfg["train"]["batch_size"]
     total = sum(m.examples for m in manifests.values())
     print(f"prepared {total} clips (train {split_size(data, 'train')}) in {prepare_s:.0f} s, "
@@ -115,7 +99,7 @@ def main(argv=None):
     # ------------------------------------------------------------------ 3. the quick model's training step
     bins = cfg["features"]["num_mfcc"] or cfg["features"]["num_mel_bins"]  # statistics of 0/1: the step's cost
     assets = {"labels": list(data.labels), "normalizer": {"mean": [0.0] * bins, "variance": [1.0] * bins, "count": 1}}
-    model = runner.compiled_model(TASK, cfg, data, assets)
+    model = runner.compiled_model(task, cfg, data, assets)
     held = [next(batches) for _ in range(8)]
     for batch in held[:3]:
         model.train_on_batch(*batch)

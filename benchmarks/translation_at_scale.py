@@ -20,11 +20,8 @@ Run:
 """
 import argparse
 import gzip
-import os
 import resource
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -69,27 +66,15 @@ def main(argv=None):
     settings = [f"train.shuffle_buffer={args.shuffle_buffer}"]
 
     # ------------------------------------------------------------------ 1. prepare (a child process)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "lstm_apps.cli", "translation", "prepare", "--data-dir", str(data_dir),
-                    "--data-cache", str(cache), "--set", *settings], check=True, cwd=_common.REPO)
-    prepare_s = time.perf_counter() - started
-    cache_bytes = sum(f.stat().st_size for f in cache.rglob("*.tfrecord"))
+    prepare_s, cache_bytes = _common.prepare_in_child("translation", data_dir, cache, settings)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    machine, task, cfg, data, manifests = _common.read_prepared("translation", data_dir, cache, settings)
     import numpy as np
-    import tensorflow as tf
 
     from lstm_apps import runner, training
-    from lstm_apps.config import build_config
     from pipelines.translation.pipeline import split_batches
-    from pipelines.translation.task import TASK, read_tokenizers
+    from pipelines.translation.task import read_tokenizers
 
-    machine = _common.machine_info(versions=f"tensorflow {tf.__version__} / keras {keras.__version__}")
-    _common.print_machine(machine)
-    cfg = build_config(TASK.presets_dir, "quick", overrides=[f"data.dir={data_dir}", f"data.cache={cache}", *settings])
-    data = TASK.read_data(cfg, data_dir, runner.TRAINING_SPLITS)
-    manifests = runner.prepared(TASK, cfg, data, runner.TRAINING_SPLITS)  # complete: read only
     print(f"prepared {manifests['train'].examples} training pairs in {prepare_s:.0f} s, "
           f"{cache_bytes / 2**30:.2f} GiB of shards", flush=True)
 
@@ -108,7 +93,7 @@ def main(argv=None):
           f"{peak_rss / 2**30:.2f} GiB", flush=True)
 
     # ------------------------------------------------------------------ 3. the quick model's training step
-    model = runner.compiled_model(TASK, cfg, data, tokenizers)
+    model = runner.compiled_model(task, cfg, data, tokenizers)
     held = [next(batches) for _ in range(200)]
     shapes = {}
     for batch in held:

@@ -28,3 +28,19 @@ def speech_commands_core_dir():
 @pytest.fixture(scope="session")
 def speech_commands_sample_dir():
     return shared("speech_commands_v0.01_sample")
+
+
+def assert_cache_trains_like_the_files(task, data_dir, tmp_path, settings):
+    """Train `task` for one deterministic epoch twice, from the files (RUN tmp_path/files) and through a prepared
+    cache (tmp_path/cache, RUN tmp_path/cached), with the same `settings`: the histories must be equal (epoch
+    seconds aside)."""
+    from lstm_apps.cli import main
+
+    common = ["--data-dir", str(data_dir), "--set", "train.epochs=1", "train.deterministic=true", "train.verbose=2",
+              *settings]
+    assert main([task, "train", "--run-dir", str(tmp_path / "files"), *common]) == 0
+    assert main([task, "train", "--run-dir", str(tmp_path / "cached"), "--data-cache", str(tmp_path / "cache"),
+                 *common]) == 0
+    rows = [(tmp_path / run / "history.csv").read_text().splitlines() for run in ("files", "cached")]
+    histories = [{k: float(v) for k, v in zip(r[0].split(","), r[1].split(",")) if k != "epoch_seconds"} for r in rows]
+    assert histories[1] == pytest.approx(histories[0], rel=1e-6) and "val_loss" in histories[0]

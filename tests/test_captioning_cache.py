@@ -4,11 +4,11 @@ file rebuilds the cache."""
 import numpy as np
 import pytest
 
-from lstm_apps.cli import main
 from lstm_apps.config import build_config
 from pipelines.captioning import data as data_lib
 from pipelines.captioning import pipeline, synthetic
 from pipelines.captioning.task import TASK
+from conftest import assert_cache_trains_like_the_files
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +74,5 @@ def test_a_changed_feature_file_rebuilds_the_cache(clips_dir, tmp_path):
 
 
 def test_training_from_the_cache_equals_training_from_the_files(clips_dir, tmp_path):
-    common = ["--data-dir", str(clips_dir), "--set", f"features.cache_dir={tmp_path / 'frames'}", "train.epochs=1",
-              "train.deterministic=true", "train.verbose=2", "model.units=32"]
-    assert main(["captioning", "train", "--run-dir", str(tmp_path / "files"), *common]) == 0
-    assert main(["captioning", "train", "--run-dir", str(tmp_path / "cached"), "--data-cache",
-                 str(tmp_path / "cache"), *common]) == 0
-    rows = [(tmp_path / run / "history.csv").read_text().splitlines() for run in ("files", "cached")]
-    histories = [{k: float(v) for k, v in zip(r[0].split(","), r[1].split(",")) if k != "epoch_seconds"} for r in rows]
-    assert histories[1] == pytest.approx(histories[0], rel=1e-6) and "val_loss" in histories[0]
+    assert_cache_trains_like_the_files("captioning", clips_dir, tmp_path,
+                                       [f"features.cache_dir={tmp_path / 'frames'}", "model.units=32"])

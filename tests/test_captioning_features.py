@@ -87,16 +87,16 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
 from pipelines.captioning import features
-videos = {p.stem: p for p in sorted(Path(sys.argv[1]).glob("*.avi"))[:3]}
+videos = {p.stem: p for p in sorted(Path(sys.argv[1]).glob("*.avi"))[:2]}
 devices = features.local_devices()
 assert len(devices) == 2, devices
 extractor = features.Extractor("vgg16", "none", devices, batch_size=2)
 assert extractor.network.distribute_strategy.num_replicas_in_sync == 2
-features.extract(videos, Path(sys.argv[2]) / "two", "vgg16", "none", num_frames=5, batch_size=2, devices=devices)
-features.extract(videos, Path(sys.argv[2]) / "one", "vgg16", "none", num_frames=5, batch_size=2, devices=devices[:1])
+features.extract(videos, Path(sys.argv[2]) / "two", "vgg16", "none", num_frames=3, batch_size=2, devices=devices)
+features.extract(videos, Path(sys.argv[2]) / "one", "vgg16", "none", num_frames=3, batch_size=2, devices=devices[:1])
 for clip in videos:
     two, one = (np.load(Path(sys.argv[2]) / run / f"{clip}.npy") for run in ("two", "one"))
-    assert two.shape == (5, 4096) and one.std() > 0, two.shape
+    assert two.shape == (3, 4096) and one.std() > 0, two.shape
     np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-4 * np.abs(one).max())
 print("ok", len(videos))
 """
@@ -104,7 +104,7 @@ print("ok", len(videos))
 
 def test_extraction_on_two_devices_gives_the_features_of_one(tmp_path):
     """Two logical CPU devices (a fresh process: devices are fixed when TensorFlow starts) split the frames of
-    several clips (3 x 5 frames, batches of 2 per device: uneven) and give the same features as one device."""
+    two clips (2 x 3 frames, batches of 2 per device: uneven) and give the same features as one device."""
     import subprocess
     import sys
 
@@ -112,4 +112,4 @@ def test_extraction_on_two_devices_gives_the_features_of_one(tmp_path):
 
     result = subprocess.run([sys.executable, "-c", TWO_DEVICES, str(shared("msvd") / "sample_clips"), str(tmp_path)],
                             capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert result.returncode == 0 and "ok 3" in result.stdout, result.stderr[-3000:]
+    assert result.returncode == 0 and "ok 2" in result.stdout, result.stderr[-3000:]

@@ -13,7 +13,7 @@ from lstm_apps.inputs import shards
 from pipelines.keywords import data as data_lib
 from pipelines.keywords import pipeline
 from pipelines.keywords.task import TASK
-from conftest import shared
+from conftest import assert_cache_trains_like_the_files, shared
 
 
 def fsdd_copy(tmp_path, recordings=12, speakers=("george", "jackson")):
@@ -100,15 +100,7 @@ def test_a_bad_file_stops_the_prepare_in_one_line_or_is_skipped_and_counted(tmp_
 
 
 def test_training_from_the_cache_equals_training_from_the_files(tmp_path):
-    folder = fsdd_copy(tmp_path)
-    common = ["--data-dir", str(folder), "--set", "train.epochs=1", "train.deterministic=true", "train.verbose=2",
-              "model.units=16", "model.layers=1"]
-    assert main(["keywords", "train", "--run-dir", str(tmp_path / "files"), *common]) == 0
-    assert main(["keywords", "train", "--run-dir", str(tmp_path / "cached"), "--data-cache",
-                 str(tmp_path / "cache"), *common]) == 0
-    rows = [(tmp_path / run / "history.csv").read_text().splitlines() for run in ("files", "cached")]
-    histories = [{k: float(v) for k, v in zip(r[0].split(","), r[1].split(",")) if k != "epoch_seconds"} for r in rows]
-    assert histories[1] == pytest.approx(histories[0], rel=1e-6) and "val_loss" in histories[0]
+    assert_cache_trains_like_the_files("keywords", fsdd_copy(tmp_path), tmp_path, ["model.units=16", "model.layers=1"])
 
 
 def test_prepared_speech_commands_hold_its_silence_clips_too(speech_commands_sample_dir, tmp_path):

@@ -3,15 +3,13 @@ the files, a changed file rebuilds the windows."""
 import shutil
 
 import numpy as np
-import pytest
 
-from lstm_apps.cli import main
 from lstm_apps.config import build_config
 from lstm_apps.inputs.text import bptt_windows, stream
 from pipelines.language_model import data as data_lib
 from pipelines.language_model import pipeline
 from pipelines.language_model.task import TASK
-from conftest import shared
+from conftest import assert_cache_trains_like_the_files, shared
 
 SMALL = ["data.train_tokens=20000", "train.batch_size=8", "train.bptt=20"]
 
@@ -71,12 +69,5 @@ def test_a_changed_training_file_rebuilds_the_windows(tmp_path):
 
 
 def test_training_from_the_cache_equals_training_from_the_files(tmp_path):
-    folder = ptb_copy(tmp_path)
-    common = ["--data-dir", str(folder), "--set", *SMALL, "train.epochs=1", "train.deterministic=true",
-              "train.verbose=2", "model.units=32", "model.embedding_dim=32", "model.layers=1"]
-    assert main(["language-model", "train", "--run-dir", str(tmp_path / "files"), *common]) == 0
-    assert main(["language-model", "train", "--run-dir", str(tmp_path / "cached"), "--data-cache",
-                 str(tmp_path / "cache"), *common]) == 0
-    rows = [(tmp_path / run / "history.csv").read_text().splitlines() for run in ("files", "cached")]
-    histories = [{k: float(v) for k, v in zip(r[0].split(","), r[1].split(",")) if k != "epoch_seconds"} for r in rows]
-    assert histories[1] == pytest.approx(histories[0], rel=1e-6) and "val_loss" in histories[0]
+    assert_cache_trains_like_the_files("language-model", ptb_copy(tmp_path), tmp_path,
+                                       [*SMALL, "model.units=32", "model.embedding_dim=32", "model.layers=1"])
