@@ -5,8 +5,8 @@ import scipy.signal
 import soundfile
 import tensorflow as tf
 
-from lstm_apps.inputs.audio import (decode_wav, fit_length, mix_noise, resample, speed_perturb, speed_perturb_clip,
-                                    time_shift)
+from lstm_apps.inputs.audio import (decode_wav, fast_fft_lengths, fit_length, mix_noise, nearest_fast_length, resample,
+                                    speed_perturb, speed_perturb_clip, time_shift)
 from lstm_apps.layers import LogMelSpectrogram
 
 CLIP = "recordings/3_theo_7.wav"
@@ -81,29 +81,49 @@ def test_speed_change_of_a_padded_clip_keeps_its_onset():
     lengths = []
     for seed in range(10):
         tf.random.set_seed(seed)
-        out = speed_perturb_clip(clip, 8000, 0.2, 8000).numpy()
+        out = speed_perturb_clip(clip, 0.2, 8000).numpy()
         assert out.shape == (8000,)
         assert np.abs(out[:150]).max() > 0.6, "the onset must not be cut"
         lengths.append(np.flatnonzero(np.abs(out) > 0.05)[-1] + 1)
     assert 4000 * 0.8 * 0.98 < min(lengths) < 4000 < max(lengths) < 4000 * 1.2 * 1.02
     full = tf.sin(2 * np.pi * 440 * tf.range(8000, dtype=tf.float32) / 8000)
     tf.random.set_seed(0)
-    expected = fit_length(speed_perturb(full, 8000, 0.2), 8000)
+    expected = fit_length(speed_perturb(full, 0.2), 8000)
     tf.random.set_seed(0)
-    np.testing.assert_allclose(speed_perturb_clip(full, 8000, 0.2, 8000), expected)
+    np.testing.assert_allclose(speed_perturb_clip(full, 0.2, 8000), expected)
 
 
 def test_speed_perturbation_stretches_within_bounds(fsdd_dir):
-    """A 440 Hz tone played up to 20% faster/slower: length and pitch change by the same factor, inside the bound."""
+    """A 440 Hz tone played up to 20% faster/slower: length and pitch change by the same factor, inside the bound
+    (within the 1% that snapping to a fast FFT length may add), and every length is a fast FFT length."""
     tf.random.set_seed(1)
     tone = tf.sin(2 * np.pi * 440 * tf.range(8000, dtype=tf.float32) / 8000)
     lengths = []
     for _ in range(20):
-        out = speed_perturb(tone, 8000, 0.2).numpy()
+        out = speed_perturb(tone, 0.2).numpy()
         factor = 8000 / len(out)
-        assert 0.8 - 1e-3 <= factor <= 1.2 + 1e-3
+        assert 0.8 * 0.99 <= factor <= 1.2 * 1.01
+        assert len(out) in set(fast_fft_lengths())
         peak_hz = np.argmax(np.abs(np.fft.rfft(out))) * 8000 / len(out)
         assert abs(peak_hz - 440 * factor) < 5
         lengths.append(len(out))
     assert len(set(lengths)) > 5
-    np.testing.assert_allclose(speed_perturb(tone, 8000, 0.0).numpy(), tone.numpy(), atol=1e-5)
+    np.testing.assert_allclose(speed_perturb(tone, 0.0).numpy(), tone.numpy(), atol=1e-5)
+
+
+def test_nearest_fast_length_is_the_nearest_11_smooth_number():
+    """Against a brute-force search: the nearest length with no prime factor above 11 (the lower on a tie), and
+    near a second of 16 kHz audio it is always within 1%."""
+    def smooth(n):
+        for prime in (2, 3, 5, 7, 11):
+            while n % prime == 0:
+                n //= prime
+        return n == 1
+
+    fast = [n for n in range(1, 40_000) if smooth(n)]
+    assert list(fast_fft_lengths()[:len(fast)]) == fast
+    for length in [1, 2, 13, 997, 14_401, 16_001, 16_007, 17_563, 30_011]:
+        expected = min(fast, key=lambda n: (abs(n - length), n))
+        assert int(nearest_fast_length(tf.constant(length, tf.int64))) == expected
+    for length in range(14_000, 18_000, 7):
+        assert abs(int(nearest_fast_length(tf.constant(length, tf.int64))) - length) < 0.01 * length

@@ -31,11 +31,14 @@ ONE_EPOCH = ["train.epochs=1", "train.deterministic=true"]
 # Recorded from commit 2ae8011338934bde8f5602e3c1c72c627d5a6654 (before the shared-runner refactor): history.csv of
 # each command below, epoch 0, every column but epoch_seconds.
 RECORDED = {
+    # re-recorded on purpose (issue 20): the speed change now plays each clip at the nearest fast FFT length
+    # (`audio.nearest_fast_length`, within 1% of the drawn speed), twice as fast an input pipeline; the same command
+    # twice in fresh processes gave these bit-identical figures (2-core Intel Xeon, same library versions)
     "keywords": {
-        "accuracy": 0.6654166579246521,
-        "loss": 1.0458866357803345,
-        "val_accuracy": 0.949999988079071,
-        "val_loss": 0.26733967661857605,
+        "accuracy": 0.6695833206176758,
+        "loss": 1.045106053352356,
+        "val_accuracy": 0.9399999976158142,
+        "val_loss": 0.275388240814209,
     },
     "language_model": {
         "learning_rate": 0.003000000026077032,

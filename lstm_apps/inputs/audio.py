@@ -5,6 +5,7 @@ WAV is decoded in the graph (`tf.audio.decode_wav`), so a served model can take 
 formats are read with soundfile (libsndfile) in Python. The optional tensorflow-io backend
 (`lstm_apps.inputs.audio_tfio`) decodes those formats in the graph too, on TensorFlow <= 2.17.
 """
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +30,21 @@ def resample(waveform, rate_in, rate_out):
     """
     rate_in = tf.cast(rate_in, tf.int64)
     rate_out = tf.cast(rate_out, tf.int64)
+    length_in = tf.shape(waveform, out_type=tf.int64)[0]
+    length_out = tf.maximum((length_in * rate_out + rate_in // 2) // rate_in, 1)
+    return tf.cond(tf.equal(rate_in, rate_out), lambda: waveform, lambda: resample_to_length(waveform, length_out))
 
-    def _resample():
-        length_in = tf.shape(waveform, out_type=tf.int64)[0]
-        length_out = tf.maximum((length_in * rate_out + rate_in // 2) // rate_in, 1)
-        spectrum = tf.signal.rfft(waveform)
-        bins_out = length_out // 2 + 1
-        bins_in = tf.shape(spectrum, out_type=tf.int64)[0]
-        keep = tf.minimum(bins_in, bins_out)
-        spectrum = tf.pad(spectrum[:keep], [[0, bins_out - keep]])
-        scale = tf.cast(length_out, tf.float32) / tf.cast(length_in, tf.float32)
-        return tf.signal.irfft(spectrum, fft_length=tf.cast([length_out], tf.int32)) * scale
 
-    return tf.cond(tf.equal(rate_in, rate_out), lambda: waveform, _resample)
+def resample_to_length(waveform, length_out):
+    """`waveform` band-limited resampled to `length_out` samples (scipy.signal.resample's method)."""
+    length_in = tf.shape(waveform, out_type=tf.int64)[0]
+    spectrum = tf.signal.rfft(waveform)
+    bins_out = length_out // 2 + 1
+    bins_in = tf.shape(spectrum, out_type=tf.int64)[0]
+    keep = tf.minimum(bins_in, bins_out)
+    spectrum = tf.pad(spectrum[:keep], [[0, bins_out - keep]])
+    scale = tf.cast(length_out, tf.float32) / tf.cast(length_in, tf.float32)
+    return tf.signal.irfft(spectrum, fft_length=tf.cast([length_out], tf.int32)) * scale
 
 
 def fit_length(waveform, num_samples):
@@ -164,21 +167,50 @@ def time_shift(waveform, max_shift):
     return padded[max_shift - shift : max_shift - shift + length]
 
 
-def speed_perturb(waveform, sample_rate, max_change):
+# FFT lengths with no prime factor above 11: TensorFlow's CPU FFT takes ~0.3 ms for 16k of them, ~1.2 ms for a
+# length with a large prime factor (half of all lengths), measured in benchmarks/RESULTS.md
+FAST_FFT_PRIMES = (2, 3, 5, 7, 11)
+FAST_FFT_LIMIT = 1 << 24  # 17 minutes at 16 kHz; longer clips keep their exact length
+
+
+@functools.cache
+def fast_fft_lengths():
+    """Every whole number below FAST_FFT_LIMIT with no prime factor above 11, ascending (about 6,000)."""
+    lengths = [1]
+    for prime in FAST_FFT_PRIMES:
+        lengths = [n * prime ** power for n in lengths
+                   for power in range(int(np.log(FAST_FFT_LIMIT / n) / np.log(prime)) + 1)
+                   if n * prime ** power < FAST_FFT_LIMIT]
+    return np.array(sorted(lengths), np.int64)
+
+
+def nearest_fast_length(length):
+    """The fast FFT length nearest to `length` (an int64 scalar tensor >= 1): within 1% of it from 4,000 samples up."""
+    table = tf.constant(fast_fft_lengths())
+    above = tf.minimum(tf.searchsorted(table, length[tf.newaxis])[0], len(table) - 1)
+    below = tf.maximum(above - 1, 0)
+    nearest = tf.where(length - table[below] <= table[above] - length, table[below], table[above])
+    return tf.where(length >= FAST_FFT_LIMIT, length, nearest)
+
+
+def speed_perturb(waveform, max_change):
     """Play the clip up to `max_change` (e.g. 0.1 = ±10%) faster or slower, changing pitch and tempo together
-    (Ko et al. 2015): band-limited resampling to a random rate, then read back at `sample_rate`."""
+    (Ko et al. 2015): band-limited resampling to a random length. The length is the fast FFT length nearest to the
+    drawn speed's (`nearest_fast_length`, a speed within 1% of it): the resampling then costs a quarter of what a
+    length with a large prime factor does, and about 50 distinct speeds in ±10% are plenty (Ko et al. used 3)."""
     factor = tf.random.uniform([], 1.0 - max_change, 1.0 + max_change)
-    new_rate = tf.cast(tf.round(sample_rate / factor), tf.int64)
-    return resample(waveform, sample_rate, new_rate)
+    length = tf.shape(waveform, out_type=tf.int64)[0]
+    played = tf.maximum(tf.cast(tf.round(tf.cast(length, tf.float32) / factor), tf.int64), 1)
+    return resample_to_length(waveform, nearest_fast_length(played))
 
 
-def speed_perturb_clip(waveform, sample_rate, max_change, num_samples):
+def speed_perturb_clip(waveform, max_change, num_samples):
     """`speed_perturb` for a model-length clip, fitted back to `num_samples` without cutting a short word's onset.
 
     `fit_length` leaves a short recording at the start and pads the end. A slowed clip outgrows the window: its
     excess is cut from that (stretched) trailing padding first, and only what remains is cut from both ends, as
     `fit_length` does; a plain centre crop would cut the onset of every slowed short clip."""
-    stretched = speed_perturb(waveform, sample_rate, max_change)
+    stretched = speed_perturb(waveform, max_change)
     length, stretched_length = tf.shape(waveform)[0], tf.shape(stretched)[0]
     last_nonzero = tf.reduce_max(tf.cast(tf.not_equal(waveform, 0.0), tf.int32) * tf.range(1, length + 1))
     stretched_padding = (length - last_nonzero) * stretched_length // length

@@ -144,7 +144,7 @@ def training_dataset(data, cfg, share=None):
 
     def augment_clip(waveform, label):
         if augment["speed_change"] > 0:
-            waveform = speed_perturb_clip(waveform, data.sample_rate, augment["speed_change"], data.num_samples)
+            waveform = speed_perturb_clip(waveform, augment["speed_change"], data.num_samples)
         if max_shift:
             waveform = time_shift(waveform, max_shift)
         if augment["noise_probability"] > 0:
