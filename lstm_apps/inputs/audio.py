@@ -175,7 +175,7 @@ FAST_FFT_LIMIT = 1 << 24  # 17 minutes at 16 kHz; longer clips keep their exact 
 
 @functools.cache
 def fast_fft_lengths():
-    """Every whole number below FAST_FFT_LIMIT with no prime factor above 11, ascending (about 6,000)."""
+    """Every whole number below FAST_FFT_LIMIT with no prime factor above 11, ascending (5,141 of them)."""
     lengths = [1]
     for prime in FAST_FFT_PRIMES:
         lengths = [n * prime ** power for n in lengths
